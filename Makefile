@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each creates .venv and installs first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole embedded stack: SQLite, the Temporal dev server (Web UI :8233), SMTP sink, worker, API :8000.
+run: $(STAMP)
+	$(BIN)/licensing dev
+
+## Run the tests on SQLite; with LICENSING_TEST_DATABASE_URL set, on PostgreSQL as well.
+test: $(STAMP)
+	$(BIN)/pytest -q
+	@if [ -n "$$LICENSING_TEST_DATABASE_URL" ]; then \
+		echo "== the same suite on $$LICENSING_TEST_DATABASE_URL"; \
+		LICENSING_TEST_DATABASE=postgresql $(BIN)/pytest -q; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,94 @@
+"""Every refusal becomes `{"detail": "..."}` with one status per business error type, decided here only."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from rules.errors import Conflict, InsufficientStock, InvalidInput, LicensingError, NotFound, OrderNotRequested
+
+log = logging.getLogger(__name__)
+
+STATUS_FOR_TYPE: dict[str, int] = {
+    NotFound.type: 404,
+    Conflict.type: 409,
+    OrderNotRequested.type: 409,
+    InsufficientStock.type: 409,
+    InvalidInput.type: 422,
+}
+
+
+class Forbidden(LicensingError):
+    """The caller is known and sees the object, but its role may not do this."""
+
+    type = "Forbidden"
+
+
+class Unauthorized(LicensingError):
+    type = "Unauthorized"
+
+
+class ServiceUnavailable(LicensingError):
+    type = "ServiceUnavailable"
+
+
+STATUS_FOR_TYPE.update({Forbidden.type: 403, Unauthorized.type: 401, ServiceUnavailable.type: 503})
+
+
+def _detail(status: int, detail: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(status_code=status, content={"detail": detail}, headers=headers)
+
+
+def business_refusal(error: LicensingError) -> JSONResponse:
+    return _detail(STATUS_FOR_TYPE.get(error.type, 400), error.message)
+
+
+def update_refusal(error: WorkflowUpdateFailedError) -> JSONResponse:
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type in STATUS_FOR_TYPE:
+        return _detail(STATUS_FOR_TYPE[cause.type], cause.message)
+    log.error("workflow update failed unexpectedly", exc_info=error)
+    return _detail(503, "the licence workflow could not complete the request; try again shortly")
+
+
+def _readable(error: dict[str, object]) -> str:
+    if error.get("type") == "json_invalid":
+        return f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"  # type: ignore[attr-defined]
+    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")  # type: ignore[attr-defined]
+    message = str(error.get("msg", "is invalid"))
+    return f"{location}: {message}" if location else message
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LicensingError)
+    async def _licensing(_: Request, error: LicensingError) -> JSONResponse:
+        return business_refusal(error)
+
+    @app.exception_handler(WorkflowUpdateFailedError)
+    async def _update(_: Request, error: WorkflowUpdateFailedError) -> JSONResponse:
+        return update_refusal(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        return _detail(422, "; ".join(_readable(e) for e in error.errors()))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, error: IntegrityError) -> JSONResponse:
+        log.info("refused a write that conflicts with existing data: %s", error.orig)
+        return _detail(409, "this conflicts with data that already exists (it may have been created just now)")
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
+        log.error("database unavailable", exc_info=error)
+        return _detail(503, "the database is unavailable right now; try again shortly")
+
+    @app.exception_handler(RPCError)
+    async def _temporal_down(_: Request, error: RPCError) -> JSONResponse:
+        log.error("Temporal call failed", exc_info=error)
+        return _detail(503, "the workflow service is unavailable right now; try again shortly")

@@ -1,0 +1,63 @@
+"""The FastAPI application: `uvicorn api.main:app`. OpenAPI at /docs."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from api import errors
+from api.routes import activity, customers, orders, partners, users
+from db.session import create_engine, create_session_factory
+from licensing.config import Settings, get_settings
+from licensing.temporal import connect
+
+log = logging.getLogger(__name__)
+
+
+def _routes() -> APIRouter:
+    v1 = APIRouter(prefix="/api/v1")
+    for module in (partners, users, customers, orders, activity):
+        v1.include_router(module.router)
+    return v1
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    temporal: Client | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass their own sessions and Temporal client; otherwise they come from settings."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = None
+        if sessions is None:
+            engine = create_engine(settings.database_url)
+            app.state.sessions = create_session_factory(engine)
+        app.state.temporal = temporal or await connect(settings)
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="Partner Licensing",
+        version="1",
+        summary="Partners sell and run e-learning licences for the companies they look after.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.sessions = sessions
+    app.state.temporal = temporal
+    errors.install(app)
+    app.include_router(_routes())
+    return app
+
+
+app = create_app()

@@ -1,0 +1,73 @@
+"""How the API talks to `licence-order-{order_id}`: start it with an update that returns once the order is saved,
+and send decisions as updates. The workflow decides; the API only reports."""
+
+import uuid
+
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from licensing.config import Settings
+from payloads.common import Actor
+from payloads.orders import (
+    AssignRequest,
+    CancelRequest,
+    LicenceOrderInput,
+    OrderOutcome,
+    OrderRegistered,
+    RejectRequest,
+)
+from rules.orders import OrderStatus
+from workflows import search
+from workflows.order import LicenceOrderWorkflow
+
+
+def workflow_id(order_id: uuid.UUID) -> str:
+    return f"licence-order-{order_id}"
+
+
+async def request_order(
+    client: Client,
+    settings: Settings,
+    *,
+    partner_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    quantity: int,
+    actor: Actor,
+) -> OrderRegistered:
+    order_id = uuid.uuid4()
+    start = WithStartWorkflowOperation(
+        LicenceOrderWorkflow.run,
+        LicenceOrderInput(
+            order_id=order_id,
+            partner_id=partner_id,
+            customer_id=customer_id,
+            quantity=quantity,
+            requested_by=actor,
+            licence_term=settings.licence_term,
+            reminder_after=settings.order_reminder_after,
+        ),
+        id=workflow_id(order_id),
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        search_attributes=search.for_order(partner_id, customer_id, OrderStatus.REQUESTED.value),
+        static_summary=f"Licence order: {quantity} licences",
+        static_details=f"Order {order_id} of customer {customer_id} (partner {partner_id}).",
+    )
+    return await client.execute_update_with_start_workflow(
+        LicenceOrderWorkflow.registered, start_workflow_operation=start
+    )
+
+
+async def assign(client: Client, order_id: uuid.UUID, actor: Actor) -> OrderOutcome:
+    handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, workflow_id(order_id))
+    return await handle.execute_update(LicenceOrderWorkflow.assign, AssignRequest(actor=actor))
+
+
+async def reject(client: Client, order_id: uuid.UUID, actor: Actor, reason: str) -> OrderOutcome:
+    handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, workflow_id(order_id))
+    return await handle.execute_update(LicenceOrderWorkflow.reject, RejectRequest(actor=actor, reason=reason))
+
+
+async def cancel(client: Client, order_id: uuid.UUID, actor: Actor) -> OrderOutcome:
+    handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, workflow_id(order_id))
+    return await handle.execute_update(LicenceOrderWorkflow.cancel, CancelRequest(actor=actor))

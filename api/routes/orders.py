@@ -1,0 +1,208 @@
+"""Licence orders: request (customer side), Requested Orders, assign and reject (partner side), cancel."""
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.service import RPCError, RPCStatusCode
+
+from api import auth, order_workflows, paging
+from api.auth import Principal
+from api.deps import CurrentUser, SessionDep, SessionsDep, SettingsDep, TemporalDep
+from api.schemas import BlockRef, OrderCreate, OrderOut, OrderReject, Page
+from db import directory
+from db.models import LicenceBlock, LicenceOrder
+from payloads.common import Actor
+from payloads.orders import OrderOutcome
+from rules.errors import InvalidInput, NotFound, OrderNotRequested
+from rules.orders import OrderStatus
+
+router = APIRouter(tags=["licence orders"])
+
+
+async def _out(session: AsyncSession, orders: list[LicenceOrder]) -> list[OrderOut]:
+    blocks = {
+        b.order_id: b
+        for b in (
+            await session.execute(select(LicenceBlock).where(LicenceBlock.order_id.in_([o.id for o in orders])))
+        ).scalars()
+    }
+    return [
+        OrderOut(
+            id=o.id,
+            customer_id=o.customer_id,
+            partner_id=o.partner_id,
+            quantity=o.quantity,
+            status=o.status,
+            requested_at=o.requested_at,
+            requested_by_id=o.requested_by_id,
+            decided_at=o.decided_at,
+            decided_by_id=o.decided_by_id,
+            reject_reason=o.reject_reason,
+            block=BlockRef(id=blocks[o.id].id, expires_at=blocks[o.id].expires_at) if o.id in blocks else None,
+        )
+        for o in orders
+    ]
+
+
+async def _read_order(session: AsyncSession, order_id: uuid.UUID) -> LicenceOrder:
+    order = await session.get(LicenceOrder, order_id, populate_existing=True)
+    if order is None:
+        raise NotFound(f"licence order {order_id} not found")
+    return order
+
+
+async def _page(session: AsyncSession, query: object, page: paging.PageRequest) -> Page[OrderOut]:
+    rows = list(
+        (await session.execute(paging.newest_first(query, page, LicenceOrder.requested_at, LicenceOrder.id)))  # type: ignore[arg-type]
+        .scalars()
+    )
+    return Page(
+        items=await _out(session, rows[: page.limit]), next_cursor=paging.next_cursor(rows, page, "requested_at", "id")
+    )
+
+
+StatusFilter = Annotated[OrderStatus | None, Query(description="only orders in this status")]
+
+
+@router.post("/customers/{customer_id}/licence-orders", status_code=status.HTTP_201_CREATED, response_model=OrderOut)
+async def request_licences(
+    customer_id: uuid.UUID,
+    body: OrderCreate,
+    sessions: SessionsDep,
+    caller: CurrentUser,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+) -> OrderOut:
+    """Request licences for a customer (its managers, or its partner's in manage mode)."""
+    if body.quantity > settings.max_order_quantity:
+        raise InvalidInput(f"quantity: at most {settings.max_order_quantity} licences can be requested at once")
+    async with sessions() as session:
+        customer = await directory.get_customer(session, customer_id)
+    actor = auth.act_for_customer(caller, customer)
+    registered = await order_workflows.request_order(
+        temporal,
+        settings,
+        partner_id=customer.partner_id,
+        customer_id=customer.id,
+        quantity=body.quantity,
+        actor=actor,
+    )
+    async with sessions() as session:
+        return (await _out(session, [await _read_order(session, registered.order_id)]))[0]
+
+
+@router.get("/customers/{customer_id}/licence-orders", response_model=Page[OrderOut])
+async def customer_orders(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    caller: CurrentUser,
+    status: StatusFilter = None,
+    page: paging.PageRequest = Depends(paging.page_request),
+) -> Page[OrderOut]:
+    auth.see_customer(caller, await directory.get_customer(session, customer_id))
+    query = select(LicenceOrder).where(LicenceOrder.customer_id == customer_id)
+    if status is not None:
+        query = query.where(LicenceOrder.status == status.value)
+    return await _page(session, query, page)
+
+
+@router.get("/partners/{partner_id}/licence-orders", response_model=Page[OrderOut])
+async def partner_orders(
+    partner_id: uuid.UUID,
+    session: SessionDep,
+    caller: CurrentUser,
+    status: StatusFilter = None,
+    page: paging.PageRequest = Depends(paging.page_request),
+) -> Page[OrderOut]:
+    """Partner Licences > Orders; `?status=requested` is the Requested Orders tab."""
+    auth.see_partner(caller, partner_id)
+    await directory.get_partner(session, partner_id)
+    query = select(LicenceOrder).where(LicenceOrder.partner_id == partner_id)
+    if status is not None:
+        query = query.where(LicenceOrder.status == status.value)
+    return await _page(session, query, page)
+
+
+@router.get("/licence-orders/{order_id}", response_model=OrderOut)
+async def get_order(order_id: uuid.UUID, session: SessionDep, caller: CurrentUser) -> OrderOut:
+    order = await _read_order(session, order_id)
+    auth.see_order(caller, order)
+    return (await _out(session, [order]))[0]
+
+
+Authorize = Callable[[LicenceOrder], Awaitable[Actor]]
+Send = Callable[[LicenceOrder, Actor], Awaitable[OrderOutcome]]
+
+
+async def _decide(sessions: SessionsDep, order_id: uuid.UUID, authorize: Authorize, send: Send) -> OrderOut:
+    """Check the caller and what the database says, send the decision to the order's workflow, then read the
+    result back. No transaction is open while the workflow works: on SQLite it would hold the lock the
+    activity needs."""
+    async with sessions() as session:
+        order = await _read_order(session, order_id)
+    actor = await authorize(order)
+    if order.status != OrderStatus.REQUESTED.value:
+        raise OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided")
+    try:
+        await send(order, actor)
+    except RPCError as error:
+        if error.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        async with sessions() as session:
+            order = await _read_order(session, order_id)
+        raise OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided") from None
+    async with sessions() as session:
+        return (await _out(session, [await _read_order(session, order_id)]))[0]
+
+
+def _partner_decides(caller: Principal) -> Authorize:
+    async def authorize(order: LicenceOrder) -> Actor:
+        return auth.decide_order(caller, order)
+
+    return authorize
+
+
+@router.post("/licence-orders/{order_id}/assign", response_model=OrderOut)
+async def assign_order(
+    order_id: uuid.UUID, sessions: SessionsDep, caller: CurrentUser, temporal: TemporalDep
+) -> OrderOut:
+    """Assign the licences from the partner's stock. 409 naming the shortfall when the stock is short."""
+
+    async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
+        return await order_workflows.assign(temporal, order.id, actor)
+
+    return await _decide(sessions, order_id, _partner_decides(caller), send)
+
+
+@router.post("/licence-orders/{order_id}/reject", response_model=OrderOut)
+async def reject_order(
+    order_id: uuid.UUID, body: OrderReject, sessions: SessionsDep, caller: CurrentUser, temporal: TemporalDep
+) -> OrderOut:
+    """Reject a requested order; the reason is emailed to the customer's managers."""
+
+    async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
+        return await order_workflows.reject(temporal, order.id, actor, body.reason)
+
+    return await _decide(sessions, order_id, _partner_decides(caller), send)
+
+
+@router.post("/licence-orders/{order_id}/cancel", response_model=OrderOut)
+async def cancel_order(
+    order_id: uuid.UUID, sessions: SessionsDep, caller: CurrentUser, temporal: TemporalDep
+) -> OrderOut:
+    """The requester's side withdraws a request that is still waiting."""
+
+    async def authorize(order: LicenceOrder) -> Actor:
+        auth.see_order(caller, order)
+        async with sessions() as session:
+            customer = await directory.get_customer(session, order.customer_id)
+        return auth.act_for_customer(caller, customer)
+
+    async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
+        return await order_workflows.cancel(temporal, order.id, actor)
+
+    return await _decide(sessions, order_id, authorize, send)

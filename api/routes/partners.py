@@ -1,0 +1,105 @@
+"""Partners, their licence stock and their customers (the multi-tenant view)."""
+
+import uuid
+
+from fastapi import APIRouter, Depends, status
+from sqlalchemy import select
+
+from api import auth, paging
+from api.clock import now
+from api.deps import CurrentUser, SessionDep
+from api.schemas import (
+    CustomerCreate,
+    CustomerOut,
+    CustomerSummary,
+    LicenceCounts,
+    Page,
+    PartnerCreate,
+    PartnerOut,
+    StockCredit,
+    StockOut,
+)
+from db import directory
+from db.models import Customer
+
+router = APIRouter(tags=["partners"])
+
+
+@router.post("/partners", status_code=status.HTTP_201_CREATED, response_model=PartnerOut)
+async def create_partner(body: PartnerCreate, session: SessionDep, caller: CurrentUser) -> PartnerOut:
+    auth.require_operator(caller)
+    async with session.begin():
+        partner = await directory.create_partner(session, name=body.name, actor=caller.actor, at=now())
+    return PartnerOut(id=partner.id, name=partner.name, licence_stock=partner.licence_stock)
+
+
+@router.get("/partners/{partner_id}", response_model=PartnerOut)
+async def get_partner(partner_id: uuid.UUID, session: SessionDep, caller: CurrentUser) -> PartnerOut:
+    auth.see_partner(caller, partner_id)
+    partner = await directory.get_partner(session, partner_id)
+    return PartnerOut(id=partner.id, name=partner.name, licence_stock=partner.licence_stock)
+
+
+@router.post("/partners/{partner_id}/licence-stock", status_code=status.HTTP_201_CREATED, response_model=StockOut)
+async def credit_licence_stock(
+    partner_id: uuid.UUID, body: StockCredit, session: SessionDep, caller: CurrentUser
+) -> StockOut:
+    """Record the partner's purchase of licences. Each purchase `reference` is credited once."""
+    auth.see_partner(caller, partner_id)
+    auth.require_operator(caller)
+    async with session.begin():
+        await directory.get_partner(session, partner_id)
+        stock = await directory.credit_stock(
+            session,
+            partner_id=partner_id,
+            quantity=body.quantity,
+            reference=body.reference,
+            actor=caller.actor,
+            at=now(),
+        )
+    return StockOut(partner_id=partner_id, licence_stock=stock)
+
+
+def _customer_out(customer: Customer) -> CustomerOut:
+    return CustomerOut.model_validate(customer, from_attributes=True)
+
+
+@router.post("/partners/{partner_id}/customers", status_code=status.HTTP_201_CREATED, response_model=CustomerOut)
+async def create_customer(
+    partner_id: uuid.UUID, body: CustomerCreate, session: SessionDep, caller: CurrentUser
+) -> CustomerOut:
+    auth.manage_partner(caller, partner_id)
+    async with session.begin():
+        customer = await directory.create_customer(
+            session,
+            partner_id=partner_id,
+            name=body.name,
+            account_type=body.account_type,
+            trial_licences=body.trial_licences,
+            actor=caller.actor,
+            at=now(),
+        )
+    return _customer_out(customer)
+
+
+@router.get("/partners/{partner_id}/customers", response_model=Page[CustomerSummary])
+async def list_customers(
+    partner_id: uuid.UUID,
+    session: SessionDep,
+    caller: CurrentUser,
+    page: paging.PageRequest = Depends(paging.page_request),
+) -> Page[CustomerSummary]:
+    """The multi-tenant view: every customer of the partner with its licence counts."""
+    auth.see_partner(caller, partner_id)
+    query = select(Customer).where(Customer.partner_id == partner_id)
+    rows = list((await session.execute(paging.newest_first(query, page, Customer.created_at, Customer.id))).scalars())
+    shown = rows[: page.limit]
+    counts = await directory.licence_counts(session, [c.id for c in shown])
+    items = [
+        CustomerSummary(
+            **_customer_out(c).model_dump(),
+            licences=LicenceCounts(total=sum(counts[c.id].values()), **counts[c.id]),
+        )
+        for c in shown
+    ]
+    return Page(items=items, next_cursor=paging.next_cursor(rows, page, "created_at", "id"))

@@ -1,0 +1,1 @@
+"""The database: models, sessions, the data functions that read and write them, and migrations."""

@@ -1,0 +1,190 @@
+"""Partners, their stock, customers and users: the tenants and the people who act in them."""
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db import audit
+from db.models import Customer, Licence, Partner, StockPurchase, User
+from payloads.common import Actor, Role
+from rules.errors import Conflict, NotFound
+
+TOKEN_PREFIX = "lic_"
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256 random bits, so a plain SHA-256 is enough to make a stolen table useless."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def user_by_token(session: AsyncSession, token: str) -> User | None:
+    return (await session.execute(select(User).where(User.token_hash == hash_token(token)))).scalar_one_or_none()
+
+
+async def create_partner(session: AsyncSession, *, name: str, actor: Actor, at: datetime) -> Partner:
+    if (await session.execute(select(Partner.id).where(Partner.name == name))).first():
+        raise Conflict(f"a partner named {name!r} already exists")
+    partner = Partner(id=uuid.uuid4(), name=name, licence_stock=0, created_at=at)
+    session.add(partner)
+    audit.record(
+        session,
+        actor=actor,
+        action="partner.created",
+        subject_type="partner",
+        subject_id=partner.id,
+        at=at,
+        partner_id=partner.id,
+    )
+    return partner
+
+
+async def credit_stock(
+    session: AsyncSession, *, partner_id: uuid.UUID, quantity: int, reference: str, actor: Actor, at: datetime
+) -> int:
+    """Record the partner's purchase and add it to the stock; a purchase reference is credited only once."""
+    already = await session.execute(
+        select(StockPurchase.id).where(StockPurchase.partner_id == partner_id, StockPurchase.reference == reference)
+    )
+    if already.first():
+        raise Conflict(f"purchase {reference!r} was already credited to this partner; use a new reference")
+    assert actor.user_id is not None
+    session.add(
+        StockPurchase(
+            partner_id=partner_id, quantity=quantity, reference=reference, created_by_id=actor.user_id, created_at=at
+        )
+    )
+    credited = await session.execute(
+        update(Partner)
+        .where(Partner.id == partner_id)
+        .values(licence_stock=Partner.licence_stock + quantity)
+        .returning(Partner.licence_stock)
+    )
+    stock = credited.scalar_one()
+    audit.record(
+        session,
+        actor=actor,
+        action="licence_stock.credited",
+        subject_type="partner",
+        subject_id=partner_id,
+        at=at,
+        partner_id=partner_id,
+        details={"quantity": quantity, "reference": reference, "licence_stock": stock},
+    )
+    return stock
+
+
+async def create_customer(
+    session: AsyncSession,
+    *,
+    partner_id: uuid.UUID,
+    name: str,
+    account_type: str,
+    trial_licences: int | None,
+    actor: Actor,
+    at: datetime,
+) -> Customer:
+    taken = await session.execute(select(Customer.id).where(Customer.partner_id == partner_id, Customer.name == name))
+    if taken.first():
+        raise Conflict(f"this partner already has a customer named {name!r}")
+    customer = Customer(
+        id=uuid.uuid4(),
+        partner_id=partner_id,
+        name=name,
+        account_type=account_type,
+        trial_licences=trial_licences,
+        created_at=at,
+    )
+    session.add(customer)
+    audit.record(
+        session,
+        actor=actor,
+        action="customer.created",
+        subject_type="customer",
+        subject_id=customer.id,
+        at=at,
+        partner_id=partner_id,
+        customer_id=customer.id,
+        details={"account_type": account_type, "trial_licences": trial_licences},
+    )
+    return customer
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    partner_id: uuid.UUID | None,
+    customer_id: uuid.UUID | None,
+    actor: Actor,
+    at: datetime,
+) -> tuple[User, str]:
+    """Create a user and return it with its token, which is stored only as a hash."""
+    email = email.lower()
+    if (await session.execute(select(User.id).where(User.email == email))).first():
+        raise Conflict(f"a user with email {email} already exists")
+    token = new_token()
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        name=name,
+        role=role.value,
+        partner_id=partner_id,
+        customer_id=customer_id,
+        token_hash=hash_token(token),
+        created_at=at,
+    )
+    session.add(user)
+    owner_partner = partner_id
+    if customer_id is not None:
+        owner_partner = (await session.execute(select(Customer.partner_id).where(Customer.id == customer_id))).scalar()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.created",
+        subject_type="user",
+        subject_id=user.id,
+        at=at,
+        partner_id=owner_partner,
+        customer_id=customer_id,
+        details={"role": role.value},
+    )
+    return user, token
+
+
+async def get_partner(session: AsyncSession, partner_id: uuid.UUID) -> Partner:
+    partner = await session.get(Partner, partner_id)
+    if partner is None:
+        raise NotFound(f"partner {partner_id} not found")
+    return partner
+
+
+async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> Customer:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return customer
+
+
+async def licence_counts(session: AsyncSession, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
+    """`{customer_id: {available, allocated, expired}}` for the multi-tenant view, in one query."""
+    counts: dict[uuid.UUID, dict[str, int]] = {
+        cid: {"available": 0, "allocated": 0, "expired": 0} for cid in customer_ids
+    }
+    rows = await session.execute(
+        select(Licence.customer_id, Licence.status, func.count())
+        .where(Licence.customer_id.in_(customer_ids))
+        .group_by(Licence.customer_id, Licence.status)
+    )
+    for customer_id, status, count in rows:
+        counts[customer_id][status] = count
+    return counts

@@ -1,0 +1,204 @@
+"""SQLAlchemy models: one row per licence, explicit states, constraints that hold whatever runs at once."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from db.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 (a ClassVar of DeclarativeBase)
+
+
+def _id() -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+    __table_args__ = (CheckConstraint("licence_stock >= 0", name="licence_stock_not_negative"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    licence_stock: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+
+class StockPurchase(Base):
+    """One credit of a partner's licence stock by an operator; the reference makes a repeat harmless."""
+
+    __tablename__ = "stock_purchases"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "reference"),
+        CheckConstraint("quantity > 0", name="purchase_quantity_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), index=True)
+    quantity: Mapped[int]
+    reference: Mapped[str] = mapped_column(String(200))
+    created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "name"),
+        CheckConstraint("account_type IN ('trial', 'premium')", name="account_type_known"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    account_type: Mapped[str] = mapped_column(String(16))
+    trial_licences: Mapped[int | None]
+    created_at: Mapped[datetime]
+
+
+class User(Base):
+    """An operator, a partner manager (of one partner) or a customer manager (of one customer)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "(role = 'operator' AND partner_id IS NULL AND customer_id IS NULL)"
+            " OR (role = 'partner_manager' AND partner_id IS NOT NULL AND customer_id IS NULL)"
+            " OR (role = 'customer_manager' AND customer_id IS NOT NULL AND partner_id IS NULL)",
+            name="role_matches_scope",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class LicenceOrder(Base):
+    __tablename__ = "licence_orders"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="order_quantity_positive"),
+        CheckConstraint("status IN ('requested', 'assigned', 'rejected', 'cancelled')", name="order_status_known"),
+        Index("ix_licence_orders_partner_status", "partner_id", "status", "requested_at"),
+        Index("ix_licence_orders_customer", "customer_id", "requested_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"))
+    quantity: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime]
+    requested_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decided_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class LicenceBlock(Base):
+    """The licences of one assigned order (or of a trial); they all expire together at `expires_at`."""
+
+    __tablename__ = "licence_blocks"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="block_quantity_positive"),
+        CheckConstraint("kind IN ('premium', 'trial')", name="block_kind_known"),
+        CheckConstraint("status IN ('active', 'expired')", name="block_status_known"),
+        CheckConstraint("expires_at > starts_at", name="block_term_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("licence_orders.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    quantity: Mapped[int]
+    starts_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="active")
+
+
+class Licence(Base):
+    """One seat. `available -> allocated -> available | expired`."""
+
+    __tablename__ = "licences"
+    __table_args__ = (
+        CheckConstraint("status IN ('available', 'allocated', 'expired')", name="licence_status_known"),
+        Index("ix_licences_customer_status_expiry", "customer_id", "status", "expires_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    block_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("licence_blocks.id"), index=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    status: Mapped[str] = mapped_column(String(16), default="available")
+    expires_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """An in-app notification; the key makes a retried activity write it once."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("user_id", "key"), Index("ix_notifications_user", "user_id", "created_at"))
+
+    id: Mapped[uuid.UUID] = _id()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[uuid.UUID]
+    created_at: Mapped[datetime]
+
+
+class AuditEvent(Base):
+    """Who did what, when, and on whose behalf in manage mode. Written in the transaction of the change."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_customer", "customer_id", "at"),
+        Index("ix_audit_events_partner", "partner_id", "at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    at: Mapped[datetime]
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    actor_role: Mapped[str] = mapped_column(String(32))
+    manage_mode: Mapped[bool] = mapped_column(default=False)
+    on_behalf_of_customer_id: Mapped[uuid.UUID | None]
+    partner_id: Mapped[uuid.UUID | None]
+    customer_id: Mapped[uuid.UUID | None]
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[uuid.UUID]
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class OutboxEmail(Base):
+    """One email to one recipient, keyed by its business key (`order-42:assigned:<user>`), sent at most once."""
+
+    __tablename__ = "outbox_emails"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="email_status_known"),
+        Index("ix_outbox_emails_status", "status", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

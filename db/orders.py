@@ -1,0 +1,200 @@
+"""Licence orders in the database: persist, assign (stock -> block -> licences), reject and cancel.
+
+Every function is one transaction and safe to call again with the same input: a retried activity finds its
+own earlier work and changes nothing twice.
+"""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import audit
+from db.models import Licence, LicenceBlock, LicenceOrder, Partner
+from payloads.orders import AssignOrder, CloseOrder, OrderOutcome, OrderRegistered, PersistOrder
+from rules.errors import NotFound
+from rules.orders import OrderDecision, OrderStatus, check_stock, decide
+
+_DECISION_FOR = {OrderStatus.REJECTED: OrderDecision.REJECT, OrderStatus.CANCELLED: OrderDecision.CANCEL}
+
+
+async def persist_order(sessions: async_sessionmaker[AsyncSession], data: PersistOrder) -> OrderRegistered:
+    async with sessions.begin() as session:
+        existing = await session.get(LicenceOrder, data.order_id)
+        if existing is None:
+            session.add(
+                LicenceOrder(
+                    id=data.order_id,
+                    customer_id=data.customer_id,
+                    partner_id=data.partner_id,
+                    quantity=data.quantity,
+                    status=OrderStatus.REQUESTED.value,
+                    requested_at=data.requested_at,
+                    requested_by_id=data.requested_by.user_id,
+                )
+            )
+            audit.record(
+                session,
+                actor=data.requested_by,
+                action="licence_order.requested",
+                subject_type="licence_order",
+                subject_id=data.order_id,
+                at=data.requested_at,
+                partner_id=data.partner_id,
+                customer_id=data.customer_id,
+                details={"quantity": data.quantity},
+            )
+            return OrderRegistered(order_id=data.order_id, status=OrderStatus.REQUESTED, requested_at=data.requested_at)
+        return OrderRegistered(
+            order_id=existing.id, status=OrderStatus(existing.status), requested_at=existing.requested_at
+        )
+
+
+async def _load(session: AsyncSession, order_id: uuid.UUID) -> LicenceOrder:
+    order = await session.get(LicenceOrder, order_id, populate_existing=True)
+    if order is None:
+        raise NotFound(f"licence order {order_id} does not exist")
+    return order
+
+
+async def _mark_decided(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    status: OrderStatus,
+    *,
+    by: uuid.UUID | None,
+    at: datetime,
+    reason: str | None = None,
+) -> bool:
+    """Move a requested order on; False when it had already left `requested` (the WHERE is the lock)."""
+    moved = await session.execute(
+        update(LicenceOrder)
+        .where(LicenceOrder.id == order_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
+        .values(status=status.value, decided_at=at, decided_by_id=by, reject_reason=reason)
+        .returning(LicenceOrder.id)
+    )
+    return moved.first() is not None
+
+
+async def _debit_stock(session: AsyncSession, partner_id: uuid.UUID, quantity: int) -> int:
+    debited = await session.execute(
+        update(Partner)
+        .where(Partner.id == partner_id, Partner.licence_stock >= quantity)
+        .values(licence_stock=Partner.licence_stock - quantity)
+        .returning(Partner.licence_stock)
+    )
+    remaining = debited.scalar_one_or_none()
+    if remaining is None:
+        stock = (await session.execute(select(Partner.licence_stock).where(Partner.id == partner_id))).scalar_one()
+        check_stock(stock=stock, quantity=quantity)
+        raise AssertionError("the conditional debit failed although the stock covers the order")
+    return remaining
+
+
+async def _existing_outcome(session: AsyncSession, order: LicenceOrder) -> OrderOutcome:
+    block = (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))).scalar_one_or_none()
+    return OrderOutcome(
+        order_id=order.id,
+        status=OrderStatus(order.status),
+        block_id=block.id if block else None,
+        expires_at=block.expires_at if block else None,
+    )
+
+
+async def assign_order(sessions: async_sessionmaker[AsyncSession], data: AssignOrder) -> OrderOutcome:
+    """Debit the partner's stock and create the order's licence block, all or nothing."""
+    async with sessions.begin() as session:
+        order = await _load(session, data.order_id)
+        if not await _mark_decided(session, order.id, OrderStatus.ASSIGNED, by=data.actor.user_id, at=data.assigned_at):
+            order = await _load(session, data.order_id)
+            if order.status == OrderStatus.ASSIGNED.value and order.decided_at == data.assigned_at:
+                return await _existing_outcome(session, order)  # this very assignment, retried
+            decide(OrderStatus(order.status), OrderDecision.ASSIGN)
+        remaining = await _debit_stock(session, order.partner_id, order.quantity)
+        block = await _create_block(session, order, starts_at=data.assigned_at, expires_at=data.expires_at)
+        _audit_assignment(session, order, data, block_id=block.id, remaining=remaining)
+    return OrderOutcome(order_id=order.id, status=OrderStatus.ASSIGNED, block_id=block.id, expires_at=block.expires_at)
+
+
+async def _create_block(
+    session: AsyncSession, order: LicenceOrder, *, starts_at: datetime, expires_at: datetime
+) -> LicenceBlock:
+    block = LicenceBlock(
+        id=uuid.uuid4(),
+        customer_id=order.customer_id,
+        order_id=order.id,
+        kind="premium",
+        quantity=order.quantity,
+        starts_at=starts_at,
+        expires_at=expires_at,
+        status="active",
+    )
+    session.add(block)
+    await session.flush()
+    await session.execute(
+        insert(Licence),
+        [
+            {
+                "id": uuid.uuid4(),
+                "block_id": block.id,
+                "customer_id": order.customer_id,
+                "status": "available",
+                "expires_at": expires_at,
+            }
+            for _ in range(order.quantity)
+        ],
+    )
+    return block
+
+
+def _audit_assignment(
+    session: AsyncSession, order: LicenceOrder, data: AssignOrder, *, block_id: uuid.UUID, remaining: int
+) -> None:
+    audit.record(
+        session,
+        actor=data.actor,
+        action="licence_order.assigned",
+        subject_type="licence_order",
+        subject_id=order.id,
+        at=data.assigned_at,
+        partner_id=order.partner_id,
+        customer_id=order.customer_id,
+        details={"quantity": order.quantity, "block_id": str(block_id), "expires_at": data.expires_at.isoformat()},
+    )
+    audit.record(
+        session,
+        actor=data.actor,
+        action="licence_stock.debited",
+        subject_type="partner",
+        subject_id=order.partner_id,
+        at=data.assigned_at,
+        partner_id=order.partner_id,
+        customer_id=order.customer_id,
+        details={"quantity": order.quantity, "order_id": str(order.id), "licence_stock": remaining},
+    )
+
+
+async def close_order(sessions: async_sessionmaker[AsyncSession], data: CloseOrder) -> OrderOutcome:
+    """Reject or cancel a requested order."""
+    async with sessions.begin() as session:
+        order = await _load(session, data.order_id)
+        if not await _mark_decided(
+            session, order.id, data.status, by=data.actor.user_id, at=data.decided_at, reason=data.reason
+        ):
+            order = await _load(session, data.order_id)
+            if order.status == data.status.value and order.decided_at == data.decided_at:
+                return OrderOutcome(order_id=order.id, status=data.status)
+            decide(OrderStatus(order.status), _DECISION_FOR[data.status])
+        audit.record(
+            session,
+            actor=data.actor,
+            action=f"licence_order.{data.status.value}",
+            subject_type="licence_order",
+            subject_id=order.id,
+            at=data.decided_at,
+            partner_id=order.partner_id,
+            customer_id=order.customer_id,
+            details={"reason": data.reason} if data.reason else {},
+        )
+    return OrderOutcome(order_id=order.id, status=data.status)

@@ -1,0 +1,59 @@
+"""Engines and sessions for `sqlite:///PATH` and `postgresql://...` URLs.
+
+On SQLite, SQLAlchemy silently drops `FOR UPDATE`, so every transaction starts with `BEGIN IMMEDIATE`: it takes
+the database's write lock up front and concurrent writers queue on the busy timeout instead of racing.
+"""
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+def _with_driver(url: str, drivers: dict[str, str]) -> URL:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in drivers:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://...")
+    return parsed.set(drivername=drivers[backend])
+
+
+def async_url(url: str) -> URL:
+    return _with_driver(url, _ASYNC_DRIVERS)
+
+
+def sync_url(url: str) -> URL:
+    return _with_driver(url, _SYNC_DRIVERS)
+
+
+def _serialize_sqlite_writers(engine: Any) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        engine = create_async_engine(target, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **kwargs)
+        _serialize_sqlite_writers(engine.sync_engine)
+        return engine
+    return create_async_engine(target, pool_pre_ping=True, **kwargs)
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

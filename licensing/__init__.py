@@ -1,0 +1,1 @@
+"""Application wiring: settings, the Temporal client, the CLI and the embedded dev stack."""

@@ -1,0 +1,51 @@
+"""Settings from the environment (and `.env`), named as in DESIGN.md ("Running it")."""
+
+from functools import lru_cache
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rules.durations import Duration, parse_duration, parse_duration_list
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LICENSING_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///var/licensing.db"
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "licensing"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_timeout_seconds: float = 30.0
+    mail_from: str = "Partner Licensing <licensing@localhost>"
+    licence_term: str = "P12M"
+    trial_term: str = "P14D"
+    renewal_reminders: str = "P30D,P7D"
+    order_reminder_after: str = "P2D"
+    max_order_quantity: int = 10_000
+
+    @field_validator("licence_term", "trial_term", "order_reminder_after")
+    @classmethod
+    def _one_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("renewal_reminders")
+    @classmethod
+    def _duration_list(cls, value: str) -> str:
+        parse_duration_list(value)
+        return value
+
+    @property
+    def licence_term_duration(self) -> Duration:
+        return parse_duration(self.licence_term)
+
+    @property
+    def order_reminder_duration(self) -> Duration:
+        return parse_duration(self.order_reminder_after)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

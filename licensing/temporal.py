@@ -1,0 +1,66 @@
+"""The Temporal client, the worker's contents, and how the API starts and talks to order workflows."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.email import EmailActivities
+from activities.orders import OrderActivities
+from licensing.config import Settings
+from workflows import search
+from workflows.order import LicenceOrderWorkflow
+
+WORKFLOWS: Sequence[type] = (LicenceOrderWorkflow,)
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+    )
+
+
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """Register PartnerId, CustomerId and OrderStatus (the dev server does this itself from its flags)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search.ALL_KEYS},
+        )
+    )
+
+
+def activities(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
+    orders = OrderActivities(sessions, mail_from=settings.mail_from)
+    email = EmailActivities(
+        sessions,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        mail_from=settings.mail_from,
+        timeout=settings.smtp_timeout_seconds,
+        clock=lambda: datetime.now(UTC),
+    )
+    return [
+        orders.persist_order,
+        orders.assign_order,
+        orders.close_order,
+        orders.notify_order_event,
+        email.deliver_email,
+    ]
+
+
+def build_worker(client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities(settings, sessions),
+        # Let a stopping worker finish the transactions and sends in flight instead of cutting them off.
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )

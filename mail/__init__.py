@@ -1,0 +1,1 @@
+"""Email: what each message says, and delivering it over SMTP."""

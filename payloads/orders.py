@@ -1,0 +1,99 @@
+"""Payloads of the licence order workflow and its activities."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from payloads.common import Actor
+from rules.orders import OrderStatus
+
+
+class LicenceOrderInput(BaseModel):
+    """Starts `licence-order-{order_id}`. The durations are ISO 8601 settings captured when the order is made."""
+
+    order_id: uuid.UUID
+    partner_id: uuid.UUID
+    customer_id: uuid.UUID
+    quantity: int = Field(gt=0)
+    requested_by: Actor
+    licence_term: str = "P12M"
+    reminder_after: str = "P2D"
+    # Carried over by continue-as-new, so a long wait does not persist or notify twice.
+    persisted: bool = False
+    reminders_sent: int = 0
+    waiting_since: datetime | None = None
+
+
+class OrderRegistered(BaseModel):
+    order_id: uuid.UUID
+    status: OrderStatus
+    requested_at: datetime
+
+
+class AssignRequest(BaseModel):
+    actor: Actor
+
+
+class RejectRequest(BaseModel):
+    actor: Actor
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CancelRequest(BaseModel):
+    actor: Actor
+
+
+class OrderOutcome(BaseModel):
+    order_id: uuid.UUID
+    status: OrderStatus
+    block_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
+
+
+class PersistOrder(BaseModel):
+    order_id: uuid.UUID
+    partner_id: uuid.UUID
+    customer_id: uuid.UUID
+    quantity: int
+    requested_by: Actor
+    requested_at: datetime
+
+
+class AssignOrder(BaseModel):
+    order_id: uuid.UUID
+    actor: Actor
+    assigned_at: datetime
+    expires_at: datetime
+
+
+class CloseOrder(BaseModel):
+    """Reject (with a reason) or cancel a requested order."""
+
+    order_id: uuid.UUID
+    actor: Actor
+    status: OrderStatus
+    decided_at: datetime
+    reason: str | None = None
+
+
+class OrderEvent(StrEnum):
+    REQUESTED = "requested"
+    REMINDER = "reminder"
+    ASSIGNED = "assigned"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class OrderNotice(BaseModel):
+    """Tell the people an order event concerns, by email and in-app. `sequence` numbers the reminders."""
+
+    order_id: uuid.UUID
+    event: OrderEvent
+    at: datetime
+    sequence: int = 0
+
+
+class NoticeResult(BaseModel):
+    email_ids: list[uuid.UUID]

@@ -1,0 +1,47 @@
+"""Licence orders: `requested -> assigned | rejected | cancelled`, and the stock check on assignment."""
+
+from enum import StrEnum
+
+from rules.errors import InsufficientStock, OrderNotRequested
+
+
+class OrderStatus(StrEnum):
+    REQUESTED = "requested"
+    ASSIGNED = "assigned"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class OrderDecision(StrEnum):
+    """What a partner manager or the requester does to a requested order."""
+
+    ASSIGN = "assign"
+    REJECT = "reject"
+    CANCEL = "cancel"
+
+    @property
+    def past(self) -> str:
+        return {"assign": "assigned", "reject": "rejected", "cancel": "cancelled"}[self.value]
+
+
+_OUTCOME = {
+    OrderDecision.ASSIGN: OrderStatus.ASSIGNED,
+    OrderDecision.REJECT: OrderStatus.REJECTED,
+    OrderDecision.CANCEL: OrderStatus.CANCELLED,
+}
+
+
+def decide(current: OrderStatus, decision: OrderDecision) -> OrderStatus:
+    """The status a decision leads to; only a requested order can be decided, and only once."""
+    if current is not OrderStatus.REQUESTED:
+        raise OrderNotRequested(f"the order is already {current.value}; only a requested order can be {decision.past}")
+    return _OUTCOME[decision]
+
+
+def check_stock(*, stock: int, quantity: int) -> None:
+    """Assignment debits the partner's stock, which never goes below zero."""
+    if quantity > stock:
+        raise InsufficientStock(
+            f"the partner's licence stock is {stock}, {quantity - stock} short of the {quantity} licences ordered; "
+            "buy more stock or reject the order"
+        )

@@ -1,0 +1,93 @@
+"""Factories: tenants and people, made through the same data functions the API uses."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import directory
+from payloads.common import SYSTEM, Actor, Role
+
+
+@dataclass(frozen=True)
+class Person:
+    id: uuid.UUID
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A partner with stock, one customer, and a manager on each side."""
+
+    partner_id: uuid.UUID
+    customer_id: uuid.UUID
+    partner_manager: Person
+    customer_manager: Person
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def person(
+    sessions: async_sessionmaker[AsyncSession],
+    role: Role,
+    *,
+    partner_id: uuid.UUID | None = None,
+    customer_id: uuid.UUID | None = None,
+) -> Person:
+    async with sessions.begin() as session:
+        user, token = await directory.create_user(
+            session,
+            email=f"{_unique(role.value)}@example.com",
+            name=f"Test {role.value}",
+            role=role,
+            partner_id=partner_id,
+            customer_id=customer_id,
+            actor=SYSTEM,
+            at=datetime.now(UTC),
+        )
+    return Person(id=user.id, email=user.email, token=token)
+
+
+async def tenant(sessions: async_sessionmaker[AsyncSession], *, stock: int = 100) -> Tenant:
+    now = datetime.now(UTC)
+    async with sessions.begin() as session:
+        partner = await directory.create_partner(session, name=_unique("Partner"), actor=SYSTEM, at=now)
+        customer = await directory.create_customer(
+            session,
+            partner_id=partner.id,
+            name=_unique("Customer"),
+            account_type="premium",
+            trial_licences=None,
+            actor=SYSTEM,
+            at=now,
+        )
+    if stock:
+        await credit(sessions, partner.id, stock)
+    return Tenant(
+        partner_id=partner.id,
+        customer_id=customer.id,
+        partner_manager=await person(sessions, Role.PARTNER_MANAGER, partner_id=partner.id),
+        customer_manager=await person(sessions, Role.CUSTOMER_MANAGER, customer_id=customer.id),
+    )
+
+
+async def credit(sessions: async_sessionmaker[AsyncSession], partner_id: uuid.UUID, quantity: int) -> int:
+    """An operator's credit of the partner's stock (the partner's purchase)."""
+    operator = await person(sessions, Role.OPERATOR)
+    async with sessions.begin() as session:
+        return await directory.credit_stock(
+            session,
+            partner_id=partner_id,
+            quantity=quantity,
+            reference=_unique("PO"),
+            actor=Actor(user_id=operator.id, role=Role.OPERATOR),
+            at=datetime.now(UTC),
+        )

@@ -1,0 +1,241 @@
+"""The licence order: request -> notify the partner -> wait for assign, reject or cancel (with reminders) -> email.
+
+Workflow id `licence-order-{order_id}`. Decisions arrive as updates: their validators refuse what cannot happen
+(so refused input never reaches the history), and their handlers run the database transaction, so the caller
+learns at once whether it worked (a short stock is an `InsufficientStock` failure; the order stays requested).
+"""
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from payloads.email import DeliverEmail, DeliveryResult
+    from payloads.orders import (
+        AssignOrder,
+        AssignRequest,
+        CancelRequest,
+        CloseOrder,
+        LicenceOrderInput,
+        NoticeResult,
+        OrderEvent,
+        OrderNotice,
+        OrderOutcome,
+        OrderRegistered,
+        PersistOrder,
+        RejectRequest,
+    )
+    from rules.durations import add_duration, parse_duration
+    from rules.errors import OrderNotRequested
+    from rules.orders import OrderDecision, OrderStatus, decide
+    from workflows import options, search
+
+_EVENT_FOR = {
+    OrderStatus.ASSIGNED: OrderEvent.ASSIGNED,
+    OrderStatus.REJECTED: OrderEvent.REJECTED,
+    OrderStatus.CANCELLED: OrderEvent.CANCELLED,
+}
+
+
+def _business_failure(error: ActivityError) -> ApplicationError:
+    """Hand an activity's business refusal to the update's caller with its type intact."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return ApplicationError(cause.message, type=cause.type, non_retryable=True)
+    return ApplicationError(str(error), type="ActivityFailed", non_retryable=True)
+
+
+@workflow.defn
+class LicenceOrderWorkflow:
+    @workflow.init
+    def __init__(self, order: LicenceOrderInput) -> None:
+        self._order = order
+        self._persisted = order.persisted
+        self._requested_at: datetime | None = order.waiting_since
+        self._status = OrderStatus.REQUESTED
+        self._deciding: OrderDecision | None = None
+        self._outcome: OrderOutcome | None = None
+        self._reminders_sent = order.reminders_sent
+
+    @workflow.run
+    async def run(self, order: LicenceOrderInput) -> OrderOutcome:
+        if not self._persisted:
+            await self._persist()
+            await self._notify(OrderEvent.REQUESTED)
+        await self._wait_for_decision()
+        assert self._outcome is not None
+        workflow.set_current_details(f"Order {self._status.value}; emailing the people it concerns.")
+        await self._notify(_EVENT_FOR[self._status])
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.set_current_details(f"Order {self._status.value}. Nothing left to do.")
+        return self._outcome
+
+    async def _persist(self) -> None:
+        registered = await workflow.execute_activity(
+            "persist_order",
+            PersistOrder(
+                order_id=self._order.order_id,
+                partner_id=self._order.partner_id,
+                customer_id=self._order.customer_id,
+                quantity=self._order.quantity,
+                requested_by=self._order.requested_by,
+                requested_at=workflow.now(),
+            ),
+            result_type=OrderRegistered,
+            summary="Save the requested order",
+            **options.DATABASE,
+        )
+        self._requested_at = registered.requested_at
+        self._persisted = True
+
+    async def _wait_for_decision(self) -> None:
+        """Remind the partner's managers every `reminder_after` until someone decides."""
+        reminder_after = parse_duration(self._order.reminder_after)
+        assert self._requested_at is not None
+        while self._outcome is None:
+            due = self._requested_at
+            for _ in range(self._reminders_sent + 1):
+                due = add_duration(due, reminder_after)
+            workflow.set_current_details(
+                f"Waiting for a partner manager to assign or reject {self._order.quantity} licences; "
+                f"{self._reminders_sent} reminders sent, next at {due.isoformat()}."
+            )
+            wait = due - workflow.now()
+            if wait > timedelta(0):
+                try:
+                    await workflow.wait_condition(lambda: self._outcome is not None, timeout=wait)
+                    continue
+                except TimeoutError:
+                    pass
+            # A decision in flight may still fail (short stock): remind only if it did.
+            await workflow.wait_condition(lambda: self._deciding is None)
+            if self._outcome is None:
+                self._reminders_sent += 1
+                await self._notify(OrderEvent.REMINDER, sequence=self._reminders_sent)
+            if self._outcome is None and self._should_continue_as_new():
+                workflow.continue_as_new(
+                    self._order.model_copy(
+                        update={
+                            "persisted": True,
+                            "reminders_sent": self._reminders_sent,
+                            "waiting_since": self._requested_at,
+                        }
+                    )
+                )
+
+    def _should_continue_as_new(self) -> bool:
+        # A long wait grows the history with every reminder; a fresh run keeps it short. Updates in flight
+        # must finish first, or their callers would lose their answers.
+        return (
+            workflow.info().is_continue_as_new_suggested()
+            and self._deciding is None
+            and workflow.all_handlers_finished()
+        )
+
+    async def _notify(self, event: OrderEvent, *, sequence: int = 0) -> None:
+        notice = await workflow.execute_activity(
+            "notify_order_event",
+            OrderNotice(order_id=self._order.order_id, event=event, at=workflow.now(), sequence=sequence),
+            result_type=NoticeResult,
+            summary=f"Write the '{event.value}' notices",
+            **options.DATABASE,
+        )
+        await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    "deliver_email",
+                    DeliverEmail(email_id=email_id, max_attempts=options.EMAIL_ATTEMPTS),
+                    result_type=DeliveryResult,
+                    summary=f"Send the '{event.value}' email",
+                    **options.EMAIL,
+                )
+                for email_id in notice.email_ids
+            )
+        )
+
+    # -- decisions ---------------------------------------------------------------------------------------
+
+    def _refuse_unless_open(self, decision: OrderDecision) -> None:
+        if self._deciding is not None:
+            raise ApplicationError(
+                f"the order is being {self._deciding.past} right now; try again in a moment",
+                type=OrderNotRequested.type,
+            )
+        try:
+            decide(self._status, decision)
+        except OrderNotRequested as refusal:
+            raise ApplicationError(refusal.message, type=refusal.type) from None
+
+    async def _decide(self, decision: OrderDecision, activity: str, data: AssignOrder | CloseOrder) -> OrderOutcome:
+        self._deciding = decision
+        try:
+            await workflow.wait_condition(lambda: self._persisted)
+            outcome: OrderOutcome = await workflow.execute_activity(
+                activity,
+                data,
+                result_type=OrderOutcome,
+                summary=f"{decision.value.capitalize()} the order",
+                **options.DATABASE,
+            )
+        except ActivityError as error:
+            raise _business_failure(error) from None
+        finally:
+            self._deciding = None
+        self._status = outcome.status
+        self._outcome = outcome
+        workflow.upsert_search_attributes([search.ORDER_STATUS.value_set(outcome.status.value)])
+        return outcome
+
+    @workflow.update
+    async def assign(self, request: AssignRequest) -> OrderOutcome:
+        now = workflow.now()
+        expires_at = add_duration(now, parse_duration(self._order.licence_term))
+        data = AssignOrder(order_id=self._order.order_id, actor=request.actor, assigned_at=now, expires_at=expires_at)
+        return await self._decide(OrderDecision.ASSIGN, "assign_order", data)
+
+    @assign.validator
+    def _validate_assign(self, request: AssignRequest) -> None:
+        self._refuse_unless_open(OrderDecision.ASSIGN)
+
+    @workflow.update
+    async def reject(self, request: RejectRequest) -> OrderOutcome:
+        data = CloseOrder(
+            order_id=self._order.order_id,
+            actor=request.actor,
+            status=OrderStatus.REJECTED,
+            decided_at=workflow.now(),
+            reason=request.reason,
+        )
+        return await self._decide(OrderDecision.REJECT, "close_order", data)
+
+    @reject.validator
+    def _validate_reject(self, request: RejectRequest) -> None:
+        self._refuse_unless_open(OrderDecision.REJECT)
+
+    @workflow.update
+    async def cancel(self, request: CancelRequest) -> OrderOutcome:
+        data = CloseOrder(
+            order_id=self._order.order_id,
+            actor=request.actor,
+            status=OrderStatus.CANCELLED,
+            decided_at=workflow.now(),
+        )
+        return await self._decide(OrderDecision.CANCEL, "close_order", data)
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelRequest) -> None:
+        self._refuse_unless_open(OrderDecision.CANCEL)
+
+    @workflow.update
+    async def registered(self) -> OrderRegistered:
+        """Returns once the order is saved: the API starts the workflow with this update, so that the order
+        can be read back as soon as the request is answered."""
+        await workflow.wait_condition(lambda: self._persisted)
+        assert self._requested_at is not None
+        return OrderRegistered(order_id=self._order.order_id, status=self._status, requested_at=self._requested_at)
+
+    @workflow.query
+    def status(self) -> OrderStatus:
+        return self._status
