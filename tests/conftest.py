@@ -17,9 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 from api.main import create_app
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings
-from licensing.temporal import build_worker
+from licensing.temporal import build_worker, register_search_attributes
 from tests import factories
 from tests.databases import fresh_database
+from tests.ordering import Orders
 from tests.smtp_server import SmtpServer
 from workflows.search import ALL_KEYS
 
@@ -86,6 +87,28 @@ async def api(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver/api/v1") as client:
             yield client
+
+
+@pytest.fixture(scope="session")
+async def time_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server. One clock for every test that uses it, so these tests run serially."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=installed_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    await register_search_attributes(env.client, "default")
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def orders(
+    time_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Orders]:
+    """A worker on the time-skipping server for one test, and the orders it starts."""
+    started = Orders(time_server, settings)
+    async with build_worker(time_server.client, settings, sessions):
+        yield started
+        await started.close_all()
 
 
 @pytest.fixture

@@ -1,98 +1,28 @@
 """The order workflow on the time-skipping test server, with the real activities, database and SMTP server."""
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 from db.models import Licence, LicenceBlock, LicenceOrder, OutboxEmail, Partner
 from licensing.config import Settings
-from licensing.temporal import build_worker, register_search_attributes
-from payloads.common import SYSTEM, Actor, Role
+from payloads.common import Role
 from payloads.orders import (
     AssignRequest,
     CancelRequest,
-    LicenceOrderInput,
-    OrderOutcome,
     RejectRequest,
 )
 from rules.durations import add_duration, parse_duration
 from rules.orders import OrderStatus
 from tests import factories
-from tests.conftest import installed_binary
+from tests.ordering import Orders, actor, order_id
 from tests.smtp_server import SmtpServer
 from workflows.order import LicenceOrderWorkflow
-from workflows.search import for_order
-
-OrderHandle = WorkflowHandle[LicenceOrderWorkflow, OrderOutcome]
-
-
-@pytest.fixture(scope="module")
-async def time_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=installed_binary("temporal-test-server"), data_converter=pydantic_data_converter
-    )
-    await register_search_attributes(env.client, "default")
-    yield env
-    await env.shutdown()
-
-
-class Orders:
-    """Starts order workflows as the API would, and remembers them to tidy up."""
-
-    def __init__(self, env: WorkflowEnvironment, settings: Settings) -> None:
-        self.env, self.settings = env, settings
-        self.started: list[OrderHandle] = []
-
-    async def request(self, tenant: factories.Tenant, quantity: int) -> OrderHandle:
-        order_id = uuid.uuid4()
-        handle = await self.env.client.start_workflow(
-            LicenceOrderWorkflow.run,
-            LicenceOrderInput(
-                order_id=order_id,
-                partner_id=tenant.partner_id,
-                customer_id=tenant.customer_id,
-                quantity=quantity,
-                requested_by=_actor(tenant.customer_manager, Role.CUSTOMER_MANAGER),
-                licence_term=self.settings.licence_term,
-                reminder_after=self.settings.order_reminder_after,
-            ),
-            id=f"licence-order-{order_id}",
-            task_queue=self.settings.task_queue,
-            search_attributes=for_order(tenant.partner_id, tenant.customer_id, OrderStatus.REQUESTED.value),
-        )
-        self.started.append(handle)
-        await handle.execute_update(LicenceOrderWorkflow.registered)
-        return handle
-
-
-@pytest.fixture
-async def orders(
-    time_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Orders]:
-    """A worker for one test. Orders the test leaves open are closed afterwards (cancelled if still requested,
-    then run to the end): the time-skipping server does not move its shared clock while another test's
-    workflow has work in flight."""
-    started = Orders(time_server, settings)
-    async with build_worker(time_server.client, settings, sessions):
-        yield started
-        for handle in started.started:
-            with contextlib.suppress(WorkflowUpdateFailedError, RPCError):
-                await handle.execute_update(LicenceOrderWorkflow.cancel, CancelRequest(actor=SYSTEM))
-            await handle.result()
-
-
-def _actor(person: factories.Person, role: Role) -> Actor:
-    return Actor(user_id=person.id, role=role)
 
 
 async def _row(sessions: async_sessionmaker[AsyncSession], order_id: uuid.UUID) -> LicenceOrder:
@@ -105,10 +35,6 @@ async def _stock(sessions: async_sessionmaker[AsyncSession], partner_id: uuid.UU
         return (await session.get_one(Partner, partner_id)).licence_stock
 
 
-def _order_id(handle: OrderHandle) -> uuid.UUID:
-    return uuid.UUID(handle.id.removeprefix("licence-order-"))
-
-
 async def test_assign_debits_stock_creates_the_block_and_emails_the_customer(
     orders: Orders,
     settings: Settings,
@@ -118,10 +44,10 @@ async def test_assign_debits_stock_creates_the_block_and_emails_the_customer(
 ) -> None:
     handle = await orders.request(tenant, 5)
     outcome = await handle.execute_update(
-        LicenceOrderWorkflow.assign, AssignRequest(actor=_actor(tenant.partner_manager, Role.PARTNER_MANAGER))
+        LicenceOrderWorkflow.assign, AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
     )
     assert (await handle.result()).status is OrderStatus.ASSIGNED
-    order = await _row(sessions, _order_id(handle))
+    order = await _row(sessions, order_id(handle))
     assert outcome.expires_at == add_duration(order.decided_at, parse_duration("P12M"))  # type: ignore[arg-type]
     async with sessions() as session:
         licences = (await session.execute(select(Licence).where(Licence.block_id == outcome.block_id))).scalars().all()
@@ -144,7 +70,7 @@ async def test_the_partner_is_told_of_a_new_request(
 ) -> None:
     handle = await orders.request(tenant, 3)
     await handle.execute_update(
-        LicenceOrderWorkflow.cancel, CancelRequest(actor=_actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
+        LicenceOrderWorkflow.cancel, CancelRequest(actor=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
     )
     await handle.result()
     subjects = [str(m["Subject"]) for m in smtp.inbox.to(tenant.partner_manager.email)]
@@ -161,7 +87,7 @@ async def test_reject_emails_the_reason_and_moves_no_stock(
     handle = await orders.request(tenant, 5)
     await handle.execute_update(
         LicenceOrderWorkflow.reject,
-        RejectRequest(actor=_actor(tenant.partner_manager, Role.PARTNER_MANAGER), reason="Budget frozen until Q3"),
+        RejectRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER), reason="Budget frozen until Q3"),
     )
     assert (await handle.result()).status is OrderStatus.REJECTED
     [email] = smtp.inbox.to(tenant.customer_manager.email)
@@ -177,12 +103,12 @@ async def test_cancel_closes_the_order_without_a_block(
 ) -> None:
     handle = await orders.request(tenant, 5)
     await handle.execute_update(
-        LicenceOrderWorkflow.cancel, CancelRequest(actor=_actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
+        LicenceOrderWorkflow.cancel, CancelRequest(actor=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
     )
     await handle.result()
     async with sessions() as session:
-        blocks = (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == _order_id(handle)))).all()
-    assert ((await _row(sessions, _order_id(handle))).status, blocks) == ("cancelled", [])
+        blocks = (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order_id(handle)))).all()
+    assert ((await _row(sessions, order_id(handle))).status, blocks) == ("cancelled", [])
 
 
 async def test_short_stock_refuses_the_assignment_and_the_order_stays_requested(
@@ -194,7 +120,7 @@ async def test_short_stock_refuses_the_assignment_and_the_order_stays_requested(
     handle = await orders.request(tenant, 150)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(
-            LicenceOrderWorkflow.assign, AssignRequest(actor=_actor(tenant.partner_manager, Role.PARTNER_MANAGER))
+            LicenceOrderWorkflow.assign, AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
         )
     cause = refused.value.cause
     assert isinstance(cause, ApplicationError)
@@ -202,7 +128,7 @@ async def test_short_stock_refuses_the_assignment_and_the_order_stays_requested(
         "InsufficientStock",
         "the partner's licence stock is 100, 50 short of the 150 licences ordered; buy more stock or reject the order",
     )
-    assert ((await _row(sessions, _order_id(handle))).status, await _stock(sessions, tenant.partner_id)) == (
+    assert ((await _row(sessions, order_id(handle))).status, await _stock(sessions, tenant.partner_id)) == (
         "requested",
         100,
     )
@@ -215,7 +141,7 @@ async def test_after_a_refusal_for_short_stock_a_purchase_lets_the_assignment_th
     tenant: factories.Tenant,
 ) -> None:
     handle = await orders.request(tenant, 150)
-    assign = AssignRequest(actor=_actor(tenant.partner_manager, Role.PARTNER_MANAGER))
+    assign = AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(LicenceOrderWorkflow.assign, assign)
     await factories.credit(sessions, tenant.partner_id, 50)
@@ -230,7 +156,7 @@ async def test_an_assigned_order_refuses_a_second_assignment(
     tenant: factories.Tenant,
 ) -> None:
     handle = await orders.request(tenant, 5)
-    assign = AssignRequest(actor=_actor(tenant.partner_manager, Role.PARTNER_MANAGER))
+    assign = AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
     await handle.execute_update(LicenceOrderWorkflow.assign, assign)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(LicenceOrderWorkflow.reject, RejectRequest(actor=assign.actor, reason="late"))
@@ -249,7 +175,7 @@ async def test_a_waiting_order_reminds_the_partner_every_two_days(
     handle = await orders.request(tenant, 5)
     await orders.env.sleep(timedelta(days=4, hours=1))
     await handle.execute_update(
-        LicenceOrderWorkflow.cancel, CancelRequest(actor=_actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
+        LicenceOrderWorkflow.cancel, CancelRequest(actor=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
     )
     await handle.result()
     reminders = [
@@ -267,14 +193,14 @@ async def test_every_email_is_recorded_as_sent_once(
 ) -> None:
     handle = await orders.request(tenant, 5)
     await handle.execute_update(
-        LicenceOrderWorkflow.assign, AssignRequest(actor=_actor(tenant.partner_manager, Role.PARTNER_MANAGER))
+        LicenceOrderWorkflow.assign, AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
     )
     await handle.result()
     async with sessions() as session:
         rows = (
             await session.execute(
                 select(OutboxEmail.status, OutboxEmail.attempts).where(
-                    OutboxEmail.key.like(f"order-{_order_id(handle)}:%")
+                    OutboxEmail.key.like(f"order-{order_id(handle)}:%")
                 )
             )
         ).all()

@@ -1,0 +1,63 @@
+"""Order workflows started the way the API starts them, on the time-skipping test server."""
+
+import contextlib
+import uuid
+
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from licensing.config import Settings
+from payloads.common import SYSTEM, Actor, Role
+from payloads.orders import CancelRequest, LicenceOrderInput, OrderOutcome
+from rules.orders import OrderStatus
+from tests import factories
+from workflows.order import LicenceOrderWorkflow
+from workflows.search import for_order
+
+OrderHandle = WorkflowHandle[LicenceOrderWorkflow, OrderOutcome]
+
+
+def actor(person: factories.Person, role: Role) -> Actor:
+    return Actor(user_id=person.id, role=role)
+
+
+def order_id(handle: OrderHandle) -> uuid.UUID:
+    return uuid.UUID(handle.id.removeprefix("licence-order-"))
+
+
+class Orders:
+    """Starts order workflows and remembers them, to close them when the test ends."""
+
+    def __init__(self, env: WorkflowEnvironment, settings: Settings) -> None:
+        self.env, self.settings = env, settings
+        self.started: list[OrderHandle] = []
+
+    async def request(self, tenant: factories.Tenant, quantity: int) -> OrderHandle:
+        new_id = uuid.uuid4()
+        handle = await self.env.client.start_workflow(
+            LicenceOrderWorkflow.run,
+            LicenceOrderInput(
+                order_id=new_id,
+                partner_id=tenant.partner_id,
+                customer_id=tenant.customer_id,
+                quantity=quantity,
+                requested_by=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER),
+                licence_term=self.settings.licence_term,
+                reminder_after=self.settings.order_reminder_after,
+            ),
+            id=f"licence-order-{new_id}",
+            task_queue=self.settings.task_queue,
+            search_attributes=for_order(tenant.partner_id, tenant.customer_id, OrderStatus.REQUESTED.value),
+        )
+        self.started.append(handle)
+        await handle.execute_update(LicenceOrderWorkflow.registered)
+        return handle
+
+    async def close_all(self) -> None:
+        """Cancel what is still requested and run every order to its end: the time-skipping server does not
+        move its shared clock while another test's workflow has work in flight."""
+        for handle in self.started:
+            with contextlib.suppress(WorkflowUpdateFailedError, RPCError):
+                await handle.execute_update(LicenceOrderWorkflow.cancel, CancelRequest(actor=SYSTEM))
+            await handle.result()

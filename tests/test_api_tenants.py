@@ -1,0 +1,207 @@
+"""Who may do what: tokens, roles, and one tenant never seeing another's objects."""
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from payloads.common import Role
+from tests import factories
+from tests.factories import Person, Tenant
+from tests.test_api_orders import request_licences
+
+
+@pytest.fixture
+async def other(sessions: async_sessionmaker[AsyncSession]) -> Tenant:
+    return await factories.tenant(sessions)
+
+
+@pytest.fixture
+async def operator(sessions: async_sessionmaker[AsyncSession]) -> Person:
+    return await factories.person(sessions, Role.OPERATOR)
+
+
+async def test_no_token_is_401(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await api.get(f"/partners/{tenant.partner_id}")
+    assert (response.status_code, response.headers["www-authenticate"]) == (401, "Bearer")
+
+
+async def test_an_unknown_token_is_401(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await api.get(f"/partners/{tenant.partner_id}", headers={"Authorization": "Bearer lic_nope"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/partners/{partner}", None),
+        ("GET", "/partners/{partner}/customers", None),
+        ("GET", "/partners/{partner}/licence-orders", None),
+        ("POST", "/partners/{partner}/customers", {"name": "Sneaky", "account_type": "premium"}),
+        ("GET", "/customers/{customer}", None),
+        ("GET", "/customers/{customer}/licences", None),
+        ("GET", "/customers/{customer}/licence-orders", None),
+        ("POST", "/customers/{customer}/licence-orders", {"quantity": 1}),
+        ("GET", "/licence-orders/{order}", None),
+        ("POST", "/licence-orders/{order}/assign", None),
+        ("POST", "/licence-orders/{order}/reject", {"reason": "mine now"}),
+        ("POST", "/licence-orders/{order}/cancel", None),
+        ("GET", "/audit-events?customer_id={customer}", None),
+    ],
+)
+@pytest.mark.parametrize("intruder", ["partner_manager", "customer_manager"])
+async def test_another_tenant_gets_404_and_changes_nothing(
+    api: httpx.AsyncClient, tenant: Tenant, other: Tenant, method: str, path: str, body: Any, intruder: str
+) -> None:
+    order = await request_licences(api, tenant, 2)
+    url = path.format(partner=tenant.partner_id, customer=tenant.customer_id, order=order["id"])
+    caller: Person = getattr(other, intruder)
+    response = await api.request(method, url, json=body, headers=caller.headers)
+    after = await api.get(f"/licence-orders/{order['id']}", headers=tenant.partner_manager.headers)
+    partner = await api.get(f"/partners/{tenant.partner_id}", headers=tenant.partner_manager.headers)
+    assert (response.status_code, after.json()["status"], partner.json()["licence_stock"]) == (404, "requested", 100)
+
+
+async def test_an_unknown_id_is_404_like_another_tenants(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await api.get(f"/licence-orders/{uuid.uuid4()}", headers=tenant.partner_manager.headers)
+    assert response.status_code == 404
+
+
+async def test_a_malformed_id_is_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await api.get("/licence-orders/42", headers=tenant.partner_manager.headers)
+    assert response.status_code == 422
+
+
+async def test_lists_hold_only_the_callers_tenant(api: httpx.AsyncClient, tenant: Tenant, other: Tenant) -> None:
+    await request_licences(api, tenant, 1)
+    await request_licences(api, other, 1)
+    orders = await api.get(f"/partners/{other.partner_id}/licence-orders", headers=other.partner_manager.headers)
+    customers = await api.get(f"/partners/{other.partner_id}/customers", headers=other.partner_manager.headers)
+    trail = (await api.get("/audit-events", headers=other.partner_manager.headers)).json()["items"]
+    assert {o["customer_id"] for o in orders.json()["items"]} == {str(other.customer_id)}
+    assert [c["id"] for c in customers.json()["items"]] == [str(other.customer_id)]
+    assert {e["partner_id"] for e in trail} == {str(other.partner_id)}
+
+
+async def test_notifications_are_the_callers_own(api: httpx.AsyncClient, tenant: Tenant, other: Tenant) -> None:
+    await request_licences(api, tenant, 1)
+    response = await api.get("/notifications", headers=other.partner_manager.headers)
+    assert response.json()["items"] == []
+
+
+async def test_the_operator_creates_a_partner_and_credits_its_stock(api: httpx.AsyncClient, operator: Person) -> None:
+    partner = (await api.post("/partners", json={"name": f"P {uuid.uuid4()}"}, headers=operator.headers)).json()
+    credit = await api.post(
+        f"/partners/{partner['id']}/licence-stock",
+        json={"quantity": 250, "reference": "PO-7781"},
+        headers=operator.headers,
+    )
+    assert (partner["licence_stock"], credit.status_code, credit.json()) == (
+        0,
+        201,
+        {"partner_id": partner["id"], "licence_stock": 250},
+    )
+
+
+async def test_a_purchase_reference_is_credited_once(api: httpx.AsyncClient, operator: Person, tenant: Tenant) -> None:
+    url = f"/partners/{tenant.partner_id}/licence-stock"
+    await api.post(url, json={"quantity": 10, "reference": "PO-1"}, headers=operator.headers)
+    again = await api.post(url, json={"quantity": 10, "reference": "PO-1"}, headers=operator.headers)
+    partner = await api.get(f"/partners/{tenant.partner_id}", headers=operator.headers)
+    assert (again.status_code, partner.json()["licence_stock"]) == (409, 110)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"quantity": 0, "reference": "x"},
+        {"quantity": -1, "reference": "x"},
+        {"quantity": 10**9, "reference": "x"},
+        {"quantity": 5},
+        {"quantity": 5, "reference": ""},
+        {"quantity": "5", "reference": "x"},
+    ],
+)
+async def test_bad_stock_credits_are_422(
+    api: httpx.AsyncClient, operator: Person, tenant: Tenant, body: dict[str, Any]
+) -> None:
+    response = await api.post(f"/partners/{tenant.partner_id}/licence-stock", json=body, headers=operator.headers)
+    assert response.status_code == 422
+
+
+async def test_a_partner_manager_cannot_credit_its_own_stock(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await api.post(
+        f"/partners/{tenant.partner_id}/licence-stock",
+        json={"quantity": 5, "reference": "free"},
+        headers=tenant.partner_manager.headers,
+    )
+    assert response.status_code == 403
+
+
+async def test_a_partner_manager_onboards_a_customer_and_its_manager(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    pm = tenant.partner_manager.headers
+    customer = await api.post(
+        f"/partners/{tenant.partner_id}/customers", json={"name": "Fabrikam", "account_type": "premium"}, headers=pm
+    )
+    manager = await api.post(
+        "/users",
+        json={
+            "email": f"m{uuid.uuid4().hex[:6]}@fabrikam.example",
+            "name": "Mo",
+            "role": "customer_manager",
+            "customer_id": customer.json()["id"],
+        },
+        headers=pm,
+    )
+    me = await api.get("/users/me", headers={"Authorization": f"Bearer {manager.json()['token']}"})
+    assert (customer.status_code, manager.status_code, me.json()["customer_id"]) == (201, 201, customer.json()["id"])
+
+
+async def test_a_partner_manager_cannot_make_an_operator(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await api.post(
+        "/users",
+        json={"email": "boss@example.com", "name": "Boss", "role": "operator"},
+        headers=tenant.partner_manager.headers,
+    )
+    assert response.status_code == 403
+
+
+async def test_a_partner_manager_cannot_make_managers_for_another_partners_customer(
+    api: httpx.AsyncClient, tenant: Tenant, other: Tenant
+) -> None:
+    response = await api.post(
+        "/users",
+        json={
+            "email": "spy@example.com",
+            "name": "Spy",
+            "role": "customer_manager",
+            "customer_id": str(other.customer_id),
+        },
+        headers=tenant.partner_manager.headers,
+    )
+    assert response.status_code == 404
+
+
+async def test_a_second_user_with_the_same_email_is_409(api: httpx.AsyncClient, operator: Person) -> None:
+    body = {"email": "twice@example.com", "name": "Twice", "role": "operator"}
+    await api.post("/users", json=body, headers=operator.headers)
+    again = await api.post("/users", json={**body, "email": "TWICE@example.com"}, headers=operator.headers)
+    assert again.status_code == 409
+
+
+async def test_a_role_with_the_wrong_scope_is_422(api: httpx.AsyncClient, operator: Person, tenant: Tenant) -> None:
+    response = await api.post(
+        "/users",
+        json={"email": "x@example.com", "name": "X", "role": "partner_manager", "customer_id": str(tenant.customer_id)},
+        headers=operator.headers,
+    )
+    assert response.status_code == 422
+
+
+async def test_the_multi_tenant_view_counts_each_customers_licences(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    order = await request_licences(api, tenant, 7)
+    await api.post(f"/licence-orders/{order['id']}/assign", headers=tenant.partner_manager.headers)
+    view = (await api.get(f"/partners/{tenant.partner_id}/customers", headers=tenant.partner_manager.headers)).json()
+    assert view["items"][0]["licences"] == {"total": 7, "available": 7, "allocated": 0, "expired": 0}
