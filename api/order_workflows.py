@@ -1,11 +1,15 @@
 """How the API talks to `licence-order-{order_id}`: start it with an update that returns once the order is saved,
 and send decisions as updates. The workflow decides; the API only reports."""
 
+import asyncio
 import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
+from api.errors import ServiceUnavailable
 from licensing.config import Settings
 from payloads.common import Actor
 from payloads.orders import (
@@ -19,6 +23,18 @@ from payloads.orders import (
 from rules.orders import OrderStatus
 from workflows import search
 from workflows.order import LicenceOrderWorkflow
+
+# How long a caller waits for the workflow's answer. Past it, the work may still finish: the answer says so.
+ANSWER_WITHIN_SECONDS = 30.0
+T = TypeVar("T")
+
+
+async def _answer(call: Awaitable[T], still_running: str) -> T:
+    try:
+        async with asyncio.timeout(ANSWER_WITHIN_SECONDS):
+            return await call
+    except TimeoutError:
+        raise ServiceUnavailable(still_running) from None
 
 
 def workflow_id(order_id: uuid.UUID) -> str:
@@ -53,21 +69,31 @@ async def request_order(
         static_summary=f"Licence order: {quantity} licences",
         static_details=f"Order {order_id} of customer {customer_id} (partner {partner_id}).",
     )
-    return await client.execute_update_with_start_workflow(
-        LicenceOrderWorkflow.registered, start_workflow_operation=start
+    return await _answer(
+        client.execute_update_with_start_workflow(LicenceOrderWorkflow.registered, start_workflow_operation=start),
+        f"order {order_id} was received but is not saved yet; it will appear in the customer's orders shortly",
     )
 
 
 async def assign(client: Client, order_id: uuid.UUID, actor: Actor) -> OrderOutcome:
     handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, workflow_id(order_id))
-    return await handle.execute_update(LicenceOrderWorkflow.assign, AssignRequest(actor=actor))
+    return await _answer(
+        handle.execute_update(LicenceOrderWorkflow.assign, AssignRequest(actor=actor)),
+        f"the decision on order {order_id} is still being processed; read the order again in a moment",
+    )
 
 
 async def reject(client: Client, order_id: uuid.UUID, actor: Actor, reason: str) -> OrderOutcome:
     handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, workflow_id(order_id))
-    return await handle.execute_update(LicenceOrderWorkflow.reject, RejectRequest(actor=actor, reason=reason))
+    return await _answer(
+        handle.execute_update(LicenceOrderWorkflow.reject, RejectRequest(actor=actor, reason=reason)),
+        f"the decision on order {order_id} is still being processed; read the order again in a moment",
+    )
 
 
 async def cancel(client: Client, order_id: uuid.UUID, actor: Actor) -> OrderOutcome:
     handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, workflow_id(order_id))
-    return await handle.execute_update(LicenceOrderWorkflow.cancel, CancelRequest(actor=actor))
+    return await _answer(
+        handle.execute_update(LicenceOrderWorkflow.cancel, CancelRequest(actor=actor)),
+        f"the decision on order {order_id} is still being processed; read the order again in a moment",
+    )

@@ -1,0 +1,126 @@
+"""Every activity is safe to retry: run twice with the same input, it changes nothing twice."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import ActivityEnvironment
+
+from activities.email import EmailActivities
+from db import notices, orders
+from db.models import AuditEvent, Licence, LicenceOrder, Notification, Partner
+from payloads.common import Role
+from payloads.email import DeliverEmail, EmailStatus
+from payloads.orders import AssignOrder, CloseOrder, OrderEvent, OrderNotice, PersistOrder
+from rules.orders import OrderStatus
+from tests import factories
+from tests.ordering import actor
+from tests.smtp_server import SmtpServer
+
+NOW = datetime(2026, 11, 27, 9, tzinfo=UTC)
+MAIL_FROM = "Partner Licensing <licensing@example.com>"
+
+
+async def _persisted(sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, quantity: int) -> uuid.UUID:
+    data = PersistOrder(
+        order_id=uuid.uuid4(),
+        partner_id=tenant.partner_id,
+        customer_id=tenant.customer_id,
+        quantity=quantity,
+        requested_by=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER),
+        requested_at=NOW,
+    )
+    await orders.persist_order(sessions, data)
+    await orders.persist_order(sessions, data)
+    return data.order_id
+
+
+async def _count(sessions: async_sessionmaker[AsyncSession], query: object) -> int:
+    async with sessions() as session:
+        return int((await session.execute(query)).scalar_one())  # type: ignore[call-overload]
+
+
+async def test_persisting_twice_saves_one_order_and_one_audit_event(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    order_id = await _persisted(sessions, tenant, 3)
+    counted = (
+        await _count(sessions, select(func.count()).select_from(LicenceOrder).where(LicenceOrder.id == order_id)),
+        await _count(sessions, select(func.count()).select_from(AuditEvent).where(AuditEvent.subject_id == order_id)),
+    )
+    assert counted == (1, 1)
+
+
+async def test_assigning_twice_moves_the_stock_and_makes_the_licences_once(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    order_id = await _persisted(sessions, tenant, 4)
+    data = AssignOrder(
+        order_id=order_id,
+        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
+        assigned_at=NOW,
+        expires_at=NOW + timedelta(days=365),
+    )
+    first, second = await orders.assign_order(sessions, data), await orders.assign_order(sessions, data)
+    licences = await _count(
+        sessions, select(func.count()).select_from(Licence).where(Licence.customer_id == tenant.customer_id)
+    )
+    stock = await _count(sessions, select(Partner.licence_stock).where(Partner.id == tenant.partner_id))
+    assert (second == first, licences, stock) == (True, 4, 96)
+
+
+async def test_rejecting_twice_rejects_once(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    order_id = await _persisted(sessions, tenant, 4)
+    data = CloseOrder(
+        order_id=order_id,
+        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
+        status=OrderStatus.REJECTED,
+        decided_at=NOW,
+        reason="no budget",
+    )
+    await orders.close_order(sessions, data)
+    await orders.close_order(sessions, data)
+    events = await _count(
+        sessions,
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.subject_id == order_id, AuditEvent.action == "licence_order.rejected"),
+    )
+    assert events == 1
+
+
+async def test_notifying_twice_writes_each_notice_once(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    order_id = await _persisted(sessions, tenant, 2)
+    notice = OrderNotice(order_id=order_id, event=OrderEvent.REQUESTED, at=NOW)
+    first = await notices.notify_order_event(sessions, notice, mail_from=MAIL_FROM)
+    second = await notices.notify_order_event(sessions, notice, mail_from=MAIL_FROM)
+    in_app = await _count(
+        sessions,
+        select(func.count()).select_from(Notification).where(Notification.user_id == tenant.partner_manager.id),
+    )
+    assert (len(first.email_ids), second.email_ids == first.email_ids, in_app) == (1, True, 1)
+
+
+async def test_delivering_twice_sends_one_message(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, smtp: SmtpServer
+) -> None:
+    order_id = await _persisted(sessions, tenant, 2)
+    [email_id] = (
+        await notices.notify_order_event(
+            sessions, OrderNotice(order_id=order_id, event=OrderEvent.REQUESTED, at=NOW), mail_from=MAIL_FROM
+        )
+    ).email_ids
+    mailer = EmailActivities(
+        sessions, host="127.0.0.1", port=smtp.port, mail_from=MAIL_FROM, timeout=10, clock=lambda: NOW
+    )
+    env = ActivityEnvironment()
+    results = [await env.run(mailer.deliver_email, DeliverEmail(email_id=email_id)) for _ in range(2)]
+    assert ([r.status for r in results], len(smtp.inbox.to(tenant.partner_manager.email))) == (
+        [EmailStatus.SENT, EmailStatus.SENT],
+        1,
+    )
