@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from licensing.config import Settings
 from payloads.common import SYSTEM, Actor, Role
-from payloads.orders import CancelRequest, LicenceOrderInput, OrderOutcome
+from payloads.orders import AssignRequest, CancelRequest, LicenceOrderInput, OrderOutcome
 from rules.orders import OrderStatus
 from tests import factories
 from workflows.order import LicenceOrderWorkflow
@@ -53,6 +53,16 @@ class Orders:
         self.started.append(handle)
         await handle.execute_update(LicenceOrderWorkflow.registered)
         return handle
+
+    async def assign(self, handle: OrderHandle, tenant: factories.Tenant) -> OrderOutcome:
+        """The partner's manager assigns the order."""
+        request = AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
+        return await handle.execute_update(LicenceOrderWorkflow.assign, request)
+
+    async def cancel(self, handle: OrderHandle, tenant: factories.Tenant) -> OrderOutcome:
+        """The customer's manager withdraws the order."""
+        request = CancelRequest(actor=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
+        return await handle.execute_update(LicenceOrderWorkflow.cancel, request)
 
     async def close_all(self) -> None:
         """Cancel what is still requested and run every order to its end: the time-skipping server does not

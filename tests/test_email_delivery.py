@@ -6,21 +6,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import OutboxEmail
-from payloads.common import Role
-from payloads.orders import AssignRequest
 from tests import factories
-from tests.ordering import Orders, actor, order_id
+from tests.ordering import Orders, order_id
 from tests.smtp_server import SmtpServer
-from workflows.order import LicenceOrderWorkflow
 
 
 async def _assigned_email(
     orders: Orders, sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
 ) -> OutboxEmail:
     handle = await orders.request(tenant, 2)
-    await handle.execute_update(
-        LicenceOrderWorkflow.assign, AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
-    )
+    await orders.assign(handle, tenant)
     await handle.result()
     async with sessions() as session:
         key = f"order-{order_id(handle)}:assigned:%"

@@ -14,7 +14,6 @@ from licensing.config import Settings
 from payloads.common import Role
 from payloads.orders import (
     AssignRequest,
-    CancelRequest,
     RejectRequest,
 )
 from rules.durations import add_duration, parse_duration
@@ -43,9 +42,7 @@ async def test_assign_debits_stock_creates_the_block_and_emails_the_customer(
     tenant: factories.Tenant,
 ) -> None:
     handle = await orders.request(tenant, 5)
-    outcome = await handle.execute_update(
-        LicenceOrderWorkflow.assign, AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
-    )
+    outcome = await orders.assign(handle, tenant)
     assert (await handle.result()).status is OrderStatus.ASSIGNED
     order = await _row(sessions, order_id(handle))
     assert outcome.expires_at == add_duration(order.decided_at, parse_duration("P12M"))  # type: ignore[arg-type]
@@ -69,9 +66,7 @@ async def test_the_partner_is_told_of_a_new_request(
     tenant: factories.Tenant,
 ) -> None:
     handle = await orders.request(tenant, 3)
-    await handle.execute_update(
-        LicenceOrderWorkflow.cancel, CancelRequest(actor=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
-    )
+    await orders.cancel(handle, tenant)
     await handle.result()
     subjects = [str(m["Subject"]) for m in smtp.inbox.to(tenant.partner_manager.email)]
     assert subjects[0].endswith("requests 3 licences")
@@ -102,9 +97,7 @@ async def test_cancel_closes_the_order_without_a_block(
     tenant: factories.Tenant,
 ) -> None:
     handle = await orders.request(tenant, 5)
-    await handle.execute_update(
-        LicenceOrderWorkflow.cancel, CancelRequest(actor=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
-    )
+    await orders.cancel(handle, tenant)
     await handle.result()
     async with sessions() as session:
         blocks = (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order_id(handle)))).all()
@@ -119,9 +112,7 @@ async def test_short_stock_refuses_the_assignment_and_the_order_stays_requested(
 ) -> None:
     handle = await orders.request(tenant, 150)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(
-            LicenceOrderWorkflow.assign, AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
-        )
+        await orders.assign(handle, tenant)
     cause = refused.value.cause
     assert isinstance(cause, ApplicationError)
     assert (cause.type, cause.message) == (
@@ -174,9 +165,7 @@ async def test_a_waiting_order_reminds_the_partner_every_two_days(
 ) -> None:
     handle = await orders.request(tenant, 5)
     await orders.env.sleep(timedelta(days=4, hours=1))
-    await handle.execute_update(
-        LicenceOrderWorkflow.cancel, CancelRequest(actor=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
-    )
+    await orders.cancel(handle, tenant)
     await handle.result()
     reminders = [
         str(m["Subject"]) for m in smtp.inbox.to(tenant.partner_manager.email) if "Reminder" in str(m["Subject"])
@@ -192,9 +181,7 @@ async def test_every_email_is_recorded_as_sent_once(
     tenant: factories.Tenant,
 ) -> None:
     handle = await orders.request(tenant, 5)
-    await handle.execute_update(
-        LicenceOrderWorkflow.assign, AssignRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER))
-    )
+    await orders.assign(handle, tenant)
     await handle.result()
     async with sessions() as session:
         rows = (

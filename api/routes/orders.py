@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -55,11 +55,15 @@ async def _read_order(session: AsyncSession, order_id: uuid.UUID) -> LicenceOrde
     return order
 
 
-async def _page(session: AsyncSession, query: object, page: paging.PageRequest) -> Page[OrderOut]:
-    rows = list(
-        (await session.execute(paging.newest_first(query, page, LicenceOrder.requested_at, LicenceOrder.id)))  # type: ignore[arg-type]
-        .scalars()
-    )
+async def _page(
+    session: AsyncSession, scope: ColumnElement[bool], status: OrderStatus | None, page: paging.PageRequest
+) -> Page[OrderOut]:
+    """Orders in `scope` (a customer's or a partner's), optionally of one status, newest first."""
+    query = select(LicenceOrder).where(scope)
+    if status is not None:
+        query = query.where(LicenceOrder.status == status.value)
+    ordered = paging.newest_first(query, page, LicenceOrder.requested_at, LicenceOrder.id)
+    rows = list((await session.execute(ordered)).scalars())
     return Page(
         items=await _out(session, rows[: page.limit]), next_cursor=paging.next_cursor(rows, page, "requested_at", "id")
     )
@@ -104,10 +108,7 @@ async def customer_orders(
     page: paging.PageRequest = Depends(paging.page_request),
 ) -> Page[OrderOut]:
     auth.see_customer(caller, await directory.get_customer(session, customer_id))
-    query = select(LicenceOrder).where(LicenceOrder.customer_id == customer_id)
-    if status is not None:
-        query = query.where(LicenceOrder.status == status.value)
-    return await _page(session, query, page)
+    return await _page(session, LicenceOrder.customer_id == customer_id, status, page)
 
 
 @router.get("/partners/{partner_id}/licence-orders", response_model=Page[OrderOut])
@@ -121,10 +122,7 @@ async def partner_orders(
     """Partner Licences > Orders; `?status=requested` is the Requested Orders tab."""
     auth.see_partner(caller, partner_id)
     await directory.get_partner(session, partner_id)
-    query = select(LicenceOrder).where(LicenceOrder.partner_id == partner_id)
-    if status is not None:
-        query = query.where(LicenceOrder.status == status.value)
-    return await _page(session, query, page)
+    return await _page(session, LicenceOrder.partner_id == partner_id, status, page)
 
 
 @router.get("/licence-orders/{order_id}", response_model=OrderOut)
