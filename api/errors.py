@@ -10,7 +10,15 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from rules.errors import Conflict, InsufficientStock, InvalidInput, LicensingError, NotFound, OrderNotRequested
+from rules.errors import (
+    Conflict,
+    InsufficientLicences,
+    InsufficientStock,
+    InvalidInput,
+    LicensingError,
+    NotFound,
+    OrderNotRequested,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +27,7 @@ STATUS_FOR_TYPE: dict[str, int] = {
     Conflict.type: 409,
     OrderNotRequested.type: 409,
     InsufficientStock.type: 409,
+    InsufficientLicences.type: 409,
     InvalidInput.type: 422,
 }
 

@@ -60,6 +60,7 @@ async def request_order(
             quantity=quantity,
             requested_by=actor,
             licence_term=settings.licence_term,
+            renewal_reminders=settings.renewal_reminder_offsets,
             reminder_after=settings.order_reminder_after,
         ),
         id=workflow_id(order_id),

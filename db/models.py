@@ -123,14 +123,20 @@ class LicenceBlock(Base):
     starts_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16), default="active")
+    expired_at: Mapped[datetime | None]
+    licences_expired: Mapped[int | None]
+    learners_expired: Mapped[int | None]
 
 
 class Licence(Base):
-    """One seat. `available -> allocated -> available | expired`."""
+    """One seat. `available -> allocated -> available | expired`. A licence is held by at most one learner (one
+    column), and a learner holds at most one licence (the unique index on `learner_id`)."""
 
     __tablename__ = "licences"
     __table_args__ = (
         CheckConstraint("status IN ('available', 'allocated', 'expired')", name="licence_status_known"),
+        CheckConstraint("(status = 'allocated') = (learner_id IS NOT NULL)", name="allocated_iff_held"),
+        UniqueConstraint("learner_id", name="uq_licences_learner_id"),
         Index("ix_licences_customer_status_expiry", "customer_id", "status", "expires_at"),
     )
 
@@ -139,6 +145,46 @@ class Licence(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     status: Mapped[str] = mapped_column(String(16), default="available")
     expires_at: Mapped[datetime]
+    learner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("learners.id", name="fk_licences_learner_id_learners")
+    )
+    allocated_at: Mapped[datetime | None]
+
+
+class Learner(Base):
+    """A member of a customer's staff who takes courses. `licence_status`: active, expired or unlicensed."""
+
+    __tablename__ = "learners"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "email"),
+        CheckConstraint("licence_status IN ('active', 'expired', 'unlicensed')", name="learner_status_known"),
+        CheckConstraint("source IN ('manual', 'csv', 'scim')", name="learner_source_known"),
+        Index("ix_learners_customer_status", "customer_id", "licence_status", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))
+    licence_status: Mapped[str] = mapped_column(String(16))
+    licence_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class TrainingRecord(Base):
+    """One completed course of a learner; deleted with the learner."""
+
+    __tablename__ = "training_records"
+    __table_args__ = (CheckConstraint("score >= 0 AND score <= 100", name="score_in_range"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    learner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    course: Mapped[str] = mapped_column(String(300))
+    completed_at: Mapped[datetime]
+    score: Mapped[int]
+    created_at: Mapped[datetime]
 
 
 class Notification(Base):

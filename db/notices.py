@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Customer, LicenceBlock, LicenceOrder, Notification, OutboxEmail, Partner, User
 from mail import templates
+from payloads.blocks import BlockEvent, BlockNotice
 from payloads.orders import NoticeResult, OrderEvent, OrderNotice
 from rules.errors import NotFound
 
@@ -125,6 +126,51 @@ async def notify_order_event(
                 subject_id=order.id,
             )
             for user in await _recipients(session, order, notice.event)
+        ]
+        ids = await write_notices(session, notices, at=notice.at, mail_from=mail_from)
+    return NoticeResult(email_ids=ids)
+
+
+async def _block_recipients(session: AsyncSession, customer: Customer) -> list[User]:
+    scope = (User.customer_id == customer.id) | (User.partner_id == customer.partner_id)
+    return list((await session.execute(select(User).where(scope).order_by(User.email))).scalars())
+
+
+async def notify_block_event(
+    sessions: async_sessionmaker[AsyncSession], notice: BlockNotice, *, mail_from: str
+) -> NoticeResult:
+    """Renewal reminders and the expiry summary go to the customer's managers and the partner's managers."""
+    async with sessions.begin() as session:
+        block = await session.get(LicenceBlock, notice.block_id)
+        if block is None:
+            raise NotFound(f"licence block {notice.block_id} does not exist")
+        customer = await session.get_one(Customer, block.customer_id)
+        partner = await session.get_one(Partner, customer.partner_id)
+        suffix = f"reminder-{notice.offset}" if notice.event is BlockEvent.REMINDER else notice.event.value
+        render = templates.block_reminder if notice.event is BlockEvent.REMINDER else templates.block_expired
+        early = block.expired_at is not None and block.expired_at < block.expires_at
+        notices = [
+            Notice(
+                key=f"block-{block.id}:{suffix}:{user.id}",
+                recipient=user,
+                message=render(
+                    templates.BlockFacts(
+                        block_id=str(block.id),
+                        partner_name=partner.name,
+                        customer_name=customer.name,
+                        kind=block.kind,
+                        quantity=block.quantity,
+                        expires_at=block.expired_at if early and block.expired_at else block.expires_at,
+                        recipient_name=user.name,
+                        learners_expired=block.learners_expired or 0,
+                        reason="the customer was upgraded to premium" if early else None,
+                    )
+                ),
+                kind=f"licence_block.{notice.event.value}",
+                subject_type="licence_block",
+                subject_id=block.id,
+            )
+            for user in await _block_recipients(session, customer)
         ]
         ids = await write_notices(session, notices, at=notice.at, mail_from=mail_from)
     return NoticeResult(email_ids=ids)

@@ -7,13 +7,14 @@ own earlier work and changes nothing twice.
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import audit
-from db.models import Licence, LicenceBlock, LicenceOrder, Partner
+from db import audit, blocks
+from db.models import LicenceBlock, LicenceOrder, Partner
 from payloads.orders import AssignOrder, CloseOrder, OrderOutcome, OrderRegistered, PersistOrder
 from rules.errors import NotFound
+from rules.licences import BlockKind
 from rules.orders import OrderDecision, OrderStatus, check_stock, decide
 
 _DECISION_FOR = {OrderStatus.REJECTED: OrderDecision.REJECT, OrderStatus.CANCELLED: OrderDecision.CANCEL}
@@ -98,6 +99,7 @@ async def _existing_outcome(session: AsyncSession, order: LicenceOrder) -> Order
         order_id=order.id,
         status=OrderStatus(order.status),
         block_id=block.id if block else None,
+        starts_at=block.starts_at if block else None,
         expires_at=block.expires_at if block else None,
     )
 
@@ -112,40 +114,23 @@ async def assign_order(sessions: async_sessionmaker[AsyncSession], data: AssignO
                 return await _existing_outcome(session, order)  # this very assignment, retried
             decide(OrderStatus(order.status), OrderDecision.ASSIGN)
         remaining = await _debit_stock(session, order.partner_id, order.quantity)
-        block = await _create_block(session, order, starts_at=data.assigned_at, expires_at=data.expires_at)
+        block = await blocks.create_block(
+            session,
+            customer_id=order.customer_id,
+            kind=BlockKind.PREMIUM,
+            quantity=order.quantity,
+            starts_at=data.assigned_at,
+            expires_at=data.expires_at,
+            order_id=order.id,
+        )
         _audit_assignment(session, order, data, block_id=block.id, remaining=remaining)
-    return OrderOutcome(order_id=order.id, status=OrderStatus.ASSIGNED, block_id=block.id, expires_at=block.expires_at)
-
-
-async def _create_block(
-    session: AsyncSession, order: LicenceOrder, *, starts_at: datetime, expires_at: datetime
-) -> LicenceBlock:
-    block = LicenceBlock(
-        id=uuid.uuid4(),
-        customer_id=order.customer_id,
+    return OrderOutcome(
         order_id=order.id,
-        kind="premium",
-        quantity=order.quantity,
-        starts_at=starts_at,
-        expires_at=expires_at,
-        status="active",
+        status=OrderStatus.ASSIGNED,
+        block_id=block.id,
+        starts_at=block.starts_at,
+        expires_at=block.expires_at,
     )
-    session.add(block)
-    await session.flush()
-    await session.execute(
-        insert(Licence),
-        [
-            {
-                "id": uuid.uuid4(),
-                "block_id": block.id,
-                "customer_id": order.customer_id,
-                "status": "available",
-                "expires_at": expires_at,
-            }
-            for _ in range(order.quantity)
-        ],
-    )
-    return block
 
 
 def _audit_assignment(

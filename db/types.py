@@ -1,9 +1,9 @@
 """Column types that behave the same on SQLite and PostgreSQL."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import CursorResult, DateTime, Dialect, Result
 from sqlalchemy.types import TypeDecorator
 
 
@@ -26,3 +26,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (SQLAlchemy types `execute` as a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def renewal_reminder_offsets(self) -> list[str]:
+        """`P30D,P7D` -> ["P30D", "P7D"], as the licence-term workflow takes them."""
+        return [offset.strip().upper() for offset in self.renewal_reminders.split(",") if offset.strip()]
+
+    @property
     def licence_term_duration(self) -> Duration:
         return parse_duration(self.licence_term)
 

@@ -11,13 +11,15 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from activities.blocks import BlockActivities
 from activities.email import EmailActivities
 from activities.orders import OrderActivities
 from licensing.config import Settings
 from workflows import search
+from workflows.block import LicenceBlockWorkflow
 from workflows.order import LicenceOrderWorkflow
 
-WORKFLOWS: Sequence[type] = (LicenceOrderWorkflow,)
+WORKFLOWS: Sequence[type] = (LicenceOrderWorkflow, LicenceBlockWorkflow)
 
 
 async def connect(settings: Settings) -> Client:
@@ -36,8 +38,9 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
     )
 
 
-def activities(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
+def activities(settings: Settings, sessions: async_sessionmaker[AsyncSession], client: Client) -> list[Any]:
     orders = OrderActivities(sessions, mail_from=settings.mail_from)
+    blocks = BlockActivities(sessions, mail_from=settings.mail_from, client=client, task_queue=settings.task_queue)
     email = EmailActivities(
         sessions,
         host=settings.smtp_host,
@@ -51,6 +54,9 @@ def activities(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -
         orders.assign_order,
         orders.close_order,
         orders.notify_order_event,
+        blocks.start_licence_term,
+        blocks.expire_block,
+        blocks.notify_block_event,
         email.deliver_email,
     ]
 
@@ -60,7 +66,7 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=activities(settings, sessions),
+        activities=activities(settings, sessions, client),
         # Let a stopping worker finish the transactions and sends in flight instead of cutting them off.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )

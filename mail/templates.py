@@ -113,3 +113,47 @@ def order_cancelled(facts: OrderFacts) -> Message:
         ],
         _FOOTER,
     )
+
+
+@dataclass(frozen=True)
+class BlockFacts:
+    block_id: str
+    partner_name: str
+    customer_name: str
+    kind: str
+    quantity: int
+    expires_at: datetime
+    recipient_name: str
+    learners_expired: int = 0
+    reason: str | None = None
+
+
+def block_reminder(facts: BlockFacts) -> Message:
+    return _render(
+        f"{_licences(facts.quantity).capitalize()} of {facts.customer_name} expire on {_day(facts.expires_at)}",
+        f"Hello {facts.recipient_name},",
+        [
+            f"The {facts.kind} licences of {facts.customer_name} ({_licences(facts.quantity)}, block "
+            f"{facts.block_id}) expire on {_day(facts.expires_at)}.",
+            "To keep learners learning without a gap, request new licences now (Licence > Order > Request "
+            "Licences). When these expire, learners are not renewed automatically: you allocate new licences "
+            "to the learners you choose under Licence > Expired Licences.",
+        ],
+        _FOOTER,
+    )
+
+
+def block_expired(facts: BlockFacts) -> Message:
+    why = f" early: {facts.reason}" if facts.reason else ""
+    return _render(
+        f"{_licences(facts.quantity).capitalize()} of {facts.customer_name} have expired",
+        f"Hello {facts.recipient_name},",
+        [
+            f"The {facts.kind} licences of {facts.customer_name} ({_licences(facts.quantity)}, block "
+            f"{facts.block_id}) expired{why} on {_day(facts.expires_at)}.",
+            f"{facts.learners_expired} learner{'' if facts.learners_expired == 1 else 's'} held one and "
+            "now show as expired. Nobody is renewed automatically: review the list under Licence > Expired "
+            "Licences and allocate licences to the learners who should keep access.",
+        ],
+        _FOOTER,
+    )

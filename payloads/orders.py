@@ -20,6 +20,7 @@ class LicenceOrderInput(BaseModel):
     requested_by: Actor
     licence_term: str = "P12M"
     reminder_after: str = "P2D"
+    renewal_reminders: list[str] = ["P30D", "P7D"]
     # Carried over by continue-as-new, so a long wait does not persist or notify twice.
     persisted: bool = False
     reminders_sent: int = 0
@@ -49,6 +50,7 @@ class OrderOutcome(BaseModel):
     order_id: uuid.UUID
     status: OrderStatus
     block_id: uuid.UUID | None = None
+    starts_at: datetime | None = None
     expires_at: datetime | None = None
 
 

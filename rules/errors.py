@@ -24,6 +24,10 @@ class NotFound(LicensingError):
     type = "NotFound"
 
 
+class InsufficientLicences(LicensingError):
+    type = "InsufficientLicences"
+
+
 class Conflict(LicensingError):
     type = "Conflict"
 
@@ -34,4 +38,11 @@ class InvalidInput(LicensingError):
     type = "InvalidInput"
 
 
-ERROR_TYPES: tuple[type[LicensingError], ...] = (OrderNotRequested, InsufficientStock, NotFound, Conflict, InvalidInput)
+ERROR_TYPES: tuple[type[LicensingError], ...] = (
+    OrderNotRequested,
+    InsufficientStock,
+    InsufficientLicences,
+    NotFound,
+    Conflict,
+    InvalidInput,
+)

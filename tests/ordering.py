@@ -8,10 +8,12 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from licensing.config import Settings
+from payloads.blocks import ExpireNow
 from payloads.common import SYSTEM, Actor, Role
 from payloads.orders import AssignRequest, CancelRequest, LicenceOrderInput, OrderOutcome
 from rules.orders import OrderStatus
 from tests import factories
+from workflows.block import LicenceBlockWorkflow, block_workflow_id
 from workflows.order import LicenceOrderWorkflow
 from workflows.search import for_order
 
@@ -70,4 +72,14 @@ class Orders:
         for handle in self.started:
             with contextlib.suppress(WorkflowUpdateFailedError, RPCError):
                 await handle.execute_update(LicenceOrderWorkflow.cancel, CancelRequest(actor=SYSTEM))
-            await handle.result()
+            outcome = await handle.result()
+            if outcome.block_id is not None:
+                await end_term(self.env, outcome.block_id)
+
+
+async def end_term(env: WorkflowEnvironment, block_id: uuid.UUID) -> None:
+    """Expire a block's term now and let its workflow finish (its timers would otherwise hold the clock)."""
+    term = env.client.get_workflow_handle_for(LicenceBlockWorkflow.run, block_workflow_id(block_id))
+    with contextlib.suppress(WorkflowUpdateFailedError, RPCError):
+        await term.execute_update(LicenceBlockWorkflow.expire_now, ExpireNow(actor=SYSTEM))
+    await term.result()

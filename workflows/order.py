@@ -5,21 +5,19 @@ Workflow id `licence-order-{order_id}`. Decisions arrive as updates: their valid
 learns at once whether it worked (a short stock is an `InsufficientStock` failure; the order stays requested).
 """
 
-import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from payloads.email import DeliverEmail, DeliveryResult
+    from payloads.blocks import LicenceBlockInput
     from payloads.orders import (
         AssignOrder,
         AssignRequest,
         CancelRequest,
         CloseOrder,
         LicenceOrderInput,
-        NoticeResult,
         OrderEvent,
         OrderNotice,
         OrderOutcome,
@@ -31,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.errors import OrderNotRequested
     from rules.orders import OrderDecision, OrderStatus, decide
     from workflows import options, search
+    from workflows.notices import send_notices
 
 _EVENT_FOR = {
     OrderStatus.ASSIGNED: OrderEvent.ASSIGNED,
@@ -66,11 +65,32 @@ class LicenceOrderWorkflow:
             await self._notify(OrderEvent.REQUESTED)
         await self._wait_for_decision()
         assert self._outcome is not None
+        if self._status is OrderStatus.ASSIGNED:
+            await self._start_term(self._outcome)
         workflow.set_current_details(f"Order {self._status.value}; emailing the people it concerns.")
         await self._notify(_EVENT_FOR[self._status])
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.set_current_details(f"Order {self._status.value}. Nothing left to do.")
         return self._outcome
+
+    async def _start_term(self, outcome: OrderOutcome) -> None:
+        """The assigned licences' 12 months run in a workflow of their own, which outlives this one."""
+        assert outcome.block_id and outcome.starts_at and outcome.expires_at
+        await workflow.execute_activity(
+            "start_licence_term",
+            LicenceBlockInput(
+                block_id=outcome.block_id,
+                partner_id=self._order.partner_id,
+                customer_id=self._order.customer_id,
+                kind="premium",
+                quantity=self._order.quantity,
+                starts_at=outcome.starts_at,
+                expires_at=outcome.expires_at,
+                renewal_reminders=self._order.renewal_reminders,
+            ),
+            summary="Start the licence term",
+            **options.DATABASE,
+        )
 
     async def _persist(self) -> None:
         registered = await workflow.execute_activity(
@@ -135,25 +155,8 @@ class LicenceOrderWorkflow:
         )
 
     async def _notify(self, event: OrderEvent, *, sequence: int = 0) -> None:
-        notice = await workflow.execute_activity(
-            "notify_order_event",
-            OrderNotice(order_id=self._order.order_id, event=event, at=workflow.now(), sequence=sequence),
-            result_type=NoticeResult,
-            summary=f"Write the '{event.value}' notices",
-            **options.DATABASE,
-        )
-        await asyncio.gather(
-            *(
-                workflow.execute_activity(
-                    "deliver_email",
-                    DeliverEmail(email_id=email_id, max_attempts=options.EMAIL_ATTEMPTS),
-                    result_type=DeliveryResult,
-                    summary=f"Send the '{event.value}' email",
-                    **options.EMAIL,
-                )
-                for email_id in notice.email_ids
-            )
-        )
+        notice = OrderNotice(order_id=self._order.order_id, event=event, at=workflow.now(), sequence=sequence)
+        await send_notices("notify_order_event", notice, what=f"'{event.value}'")
 
     # -- decisions ---------------------------------------------------------------------------------------
 

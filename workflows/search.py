@@ -11,6 +11,12 @@ ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 ALL_KEYS = (PARTNER_ID, CUSTOMER_ID, ORDER_STATUS)
 
 
+def for_block(partner_id: uuid.UUID, customer_id: uuid.UUID) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [SearchAttributePair(PARTNER_ID, str(partner_id)), SearchAttributePair(CUSTOMER_ID, str(customer_id))]
+    )
+
+
 def for_order(partner_id: uuid.UUID, customer_id: uuid.UUID, status: str) -> TypedSearchAttributes:
     return TypedSearchAttributes(
         [

@@ -1,0 +1,35 @@
+"""Activities of the licence-term workflow: expiring a block and telling the managers."""
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.client import Client
+
+from activities.errors import business_errors_are_final
+from db import blocks, notices
+from licensing import terms
+from payloads.blocks import BlockExpired, BlockNotice, ExpireBlock, LicenceBlockInput
+from payloads.orders import NoticeResult
+
+
+class BlockActivities:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, mail_from: str, client: Client, task_queue: str
+    ) -> None:
+        self._sessions = sessions
+        self._mail_from = mail_from
+        self._client = client
+        self._task_queue = task_queue
+
+    @activity.defn(name="start_licence_term")
+    async def start_licence_term(self, block: LicenceBlockInput) -> None:
+        await terms.start_licence_term(self._client, self._task_queue, block)
+
+    @activity.defn(name="expire_block")
+    @business_errors_are_final
+    async def expire_block(self, data: ExpireBlock) -> BlockExpired:
+        return await blocks.expire_block(self._sessions, data)
+
+    @activity.defn(name="notify_block_event")
+    @business_errors_are_final
+    async def notify_block_event(self, data: BlockNotice) -> NoticeResult:
+        return await notices.notify_block_event(self._sessions, data, mail_from=self._mail_from)

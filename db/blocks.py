@@ -1,0 +1,101 @@
+"""Licence blocks: created with their licences, and expired all at once (at the end of the term, or early)."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import audit
+from db.models import Customer, Learner, Licence, LicenceBlock
+from db.types import affected
+from payloads.blocks import BlockExpired, ExpireBlock
+from rules.errors import NotFound
+from rules.licences import BlockKind, LearnerStatus, LicenceStatus
+
+
+async def create_block(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    kind: BlockKind,
+    quantity: int,
+    starts_at: datetime,
+    expires_at: datetime,
+    order_id: uuid.UUID | None = None,
+) -> LicenceBlock:
+    """A block and its `quantity` available licences, each expiring with the block."""
+    block = LicenceBlock(
+        id=uuid.uuid4(),
+        customer_id=customer_id,
+        order_id=order_id,
+        kind=kind.value,
+        quantity=quantity,
+        starts_at=starts_at,
+        expires_at=expires_at,
+        status="active",
+    )
+    session.add(block)
+    await session.flush()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "block_id": block.id,
+            "customer_id": customer_id,
+            "status": LicenceStatus.AVAILABLE.value,
+            "expires_at": expires_at,
+        }
+        for _ in range(quantity)
+    ]
+    await session.execute(insert(Licence), rows)
+    return block
+
+
+async def expire_block(sessions: async_sessionmaker[AsyncSession], data: ExpireBlock) -> BlockExpired:
+    """Expire every licence of the block and mark its learners `expired`, in one transaction. A second call
+    finds the block expired and reports what the first did."""
+    async with sessions.begin() as session:
+        block = await session.get(LicenceBlock, data.block_id, with_for_update=True)
+        if block is None:
+            raise NotFound(f"licence block {data.block_id} does not exist")
+        if block.status == "expired":
+            return await _what_expired(session, block)
+        holders = select(Licence.learner_id).where(
+            Licence.block_id == block.id, Licence.status == LicenceStatus.ALLOCATED.value
+        )
+        learners = await session.execute(
+            update(Learner).where(Learner.id.in_(holders)).values(licence_status=LearnerStatus.EXPIRED.value)
+        )
+        licences = await session.execute(
+            update(Licence)
+            .where(Licence.block_id == block.id, Licence.status != LicenceStatus.EXPIRED.value)
+            .values(status=LicenceStatus.EXPIRED.value, learner_id=None)
+        )
+        block.status = "expired"
+        block.expired_at = data.at
+        block.licences_expired = affected(licences)
+        block.learners_expired = affected(learners)
+        outcome = await _what_expired(session, block)
+        customer = await session.get_one(Customer, block.customer_id)
+        audit.record(
+            session,
+            actor=data.actor,
+            action="licence_block.expired",
+            subject_type="licence_block",
+            subject_id=block.id,
+            at=data.at,
+            partner_id=customer.partner_id,
+            customer_id=customer.id,
+            details={"reason": data.reason, "licences": outcome.licences_expired, "learners": outcome.learners_expired},
+        )
+    return outcome
+
+
+async def _what_expired(session: AsyncSession, block: LicenceBlock) -> BlockExpired:
+    assert block.expired_at is not None
+    return BlockExpired(
+        block_id=block.id,
+        expired_at=block.expired_at,
+        licences_expired=block.licences_expired or 0,
+        learners_expired=block.learners_expired or 0,
+    )

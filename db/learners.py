@@ -1,0 +1,245 @@
+"""Learners and their licences: automatic allocation on creation, manual allocation to chosen learners, and
+deletion that frees the licence. Allocation takes the valid licence that expires first (first-expiry, first-out).
+
+Each function runs inside the caller's transaction. On PostgreSQL the licences taken are locked with
+`FOR UPDATE SKIP LOCKED`, so concurrent additions take different licences; on SQLite every transaction holds
+the write lock from its start (see db/session.py).
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db import audit
+from db.models import Customer, Learner, Licence, TrainingRecord
+from db.types import affected
+from payloads.common import Actor
+from rules.errors import Conflict, NotFound
+from rules.licences import ALLOCATABLE, LearnerSource, LearnerStatus, LicenceStatus, check_allocation
+
+
+async def _free_licences(session: AsyncSession, customer_id: uuid.UUID, *, now: datetime, count: int) -> list[Licence]:
+    """Up to `count` available licences still valid at `now`, the soonest to expire first, locked for us."""
+    query = (
+        select(Licence)
+        .where(
+            Licence.customer_id == customer_id,
+            Licence.status == LicenceStatus.AVAILABLE.value,
+            Licence.expires_at > now,
+        )
+        .order_by(Licence.expires_at, Licence.id)
+        .limit(count)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def count_free_licences(session: AsyncSession, customer_id: uuid.UUID, *, now: datetime) -> int:
+    query = (
+        select(func.count())
+        .select_from(Licence)
+        .where(
+            Licence.customer_id == customer_id,
+            Licence.status == LicenceStatus.AVAILABLE.value,
+            Licence.expires_at > now,
+        )
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def _hold(session: AsyncSession, licence: Licence, learner: Learner, *, now: datetime) -> None:
+    await session.execute(
+        update(Licence)
+        .where(Licence.id == licence.id, Licence.status == LicenceStatus.AVAILABLE.value)
+        .values(status=LicenceStatus.ALLOCATED.value, learner_id=learner.id, allocated_at=now)
+    )
+    learner.licence_status = LearnerStatus.ACTIVE.value
+    learner.licence_expires_at = licence.expires_at
+
+
+async def _partner_of(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
+    return (await session.execute(select(Customer.partner_id).where(Customer.id == customer_id))).scalar_one()
+
+
+async def add_learner(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    email: str,
+    name: str,
+    source: LearnerSource,
+    actor: Actor,
+    now: datetime,
+) -> Learner:
+    """Create a learner and, in the same transaction, give it a free licence if there is one."""
+    email = email.lower()
+    taken = await session.execute(select(Learner.id).where(Learner.customer_id == customer_id, Learner.email == email))
+    if taken.first():
+        raise Conflict(f"a learner with email {email} already exists for this customer")
+    learner = Learner(
+        id=uuid.uuid4(),
+        customer_id=customer_id,
+        email=email,
+        name=name,
+        source=source.value,
+        licence_status=LearnerStatus.UNLICENSED.value,
+        licence_expires_at=None,
+        created_at=now,
+    )
+    session.add(learner)
+    await session.flush()
+    free = await _free_licences(session, customer_id, now=now, count=1)
+    if free:
+        await _hold(session, free[0], learner, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="learner.created",
+        subject_type="learner",
+        subject_id=learner.id,
+        at=now,
+        partner_id=await _partner_of(session, customer_id),
+        customer_id=customer_id,
+        details={
+            "source": source.value,
+            "licence_status": learner.licence_status,
+            "licence_id": str(free[0].id) if free else None,
+        },
+    )
+    return learner
+
+
+async def get_learner(session: AsyncSession, customer_id: uuid.UUID, learner_id: uuid.UUID) -> Learner:
+    learner = await session.get(Learner, learner_id)
+    if learner is None or learner.customer_id != customer_id:
+        raise NotFound(f"learner {learner_id} not found")
+    return learner
+
+
+async def _chosen(session: AsyncSession, customer_id: uuid.UUID, learner_ids: Sequence[uuid.UUID]) -> list[Learner]:
+    query = (
+        select(Learner)
+        .where(Learner.customer_id == customer_id, Learner.id.in_(learner_ids))
+        .order_by(Learner.created_at, Learner.id)
+        .with_for_update()
+    )
+    learners = list((await session.execute(query)).scalars())
+    missing = set(learner_ids) - {learner.id for learner in learners}
+    if missing:
+        raise NotFound(f"learner {sorted(map(str, missing))[0]} not found")
+    holding = [learner for learner in learners if learner.licence_status not in ALLOCATABLE]
+    if holding:
+        raise Conflict(
+            f"learner {holding[0].id} already holds a licence; allocate only to expired or unlicensed learners"
+        )
+    return learners
+
+
+async def _all_with_status(session: AsyncSession, customer_id: uuid.UUID, status: LearnerStatus) -> list[Learner]:
+    query = (
+        select(Learner)
+        .where(Learner.customer_id == customer_id, Learner.licence_status == status.value)
+        .order_by(Learner.created_at, Learner.id)
+        .with_for_update()
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def allocate(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    learner_ids: Sequence[uuid.UUID] | None,
+    every: LearnerStatus | None,
+    actor: Actor,
+    now: datetime,
+) -> list[Learner]:
+    """A manager's allocation: to the chosen learners, or to every learner in status `every` (the "Select All"
+    of the Expired Licences tab). All or nothing: too few free licences refuses the whole allocation."""
+    if learner_ids is not None:
+        learners = await _chosen(session, customer_id, learner_ids)
+    else:
+        assert every is not None
+        learners = await _all_with_status(session, customer_id, every)
+    free = await _free_licences(session, customer_id, now=now, count=len(learners))
+    if len(free) < len(learners):
+        check_allocation(asked=len(learners), available=await count_free_licences(session, customer_id, now=now))
+    partner_id = await _partner_of(session, customer_id)
+    for learner, licence in zip(learners, free, strict=False):
+        await _hold(session, licence, learner, now=now)
+        audit.record(
+            session,
+            actor=actor,
+            action="licence.allocated",
+            subject_type="learner",
+            subject_id=learner.id,
+            at=now,
+            partner_id=partner_id,
+            customer_id=customer_id,
+            details={"licence_id": str(licence.id), "expires_at": licence.expires_at.isoformat()},
+        )
+    return learners
+
+
+async def delete_learner(
+    session: AsyncSession, *, customer_id: uuid.UUID, learner_id: uuid.UUID, actor: Actor, now: datetime
+) -> None:
+    """Delete a learner and its training records; its licence is free again, with the term it had left."""
+    learner = await get_learner(session, customer_id, learner_id)
+    freed = await session.execute(
+        update(Licence)
+        .where(Licence.learner_id == learner.id, Licence.status == LicenceStatus.ALLOCATED.value)
+        .values(status=LicenceStatus.AVAILABLE.value, learner_id=None, allocated_at=None)
+        .returning(Licence.id)
+    )
+    licence_id = freed.scalar_one_or_none()
+    records = await session.execute(delete(TrainingRecord).where(TrainingRecord.learner_id == learner.id))
+    await session.delete(learner)
+    audit.record(
+        session,
+        actor=actor,
+        action="learner.deleted",
+        subject_type="learner",
+        subject_id=learner.id,
+        at=now,
+        partner_id=await _partner_of(session, customer_id),
+        customer_id=customer_id,
+        details={
+            "freed_licence_id": str(licence_id) if licence_id else None,
+            "training_records_deleted": affected(records),
+        },
+    )
+
+
+async def add_training_record(
+    session: AsyncSession, *, learner: Learner, course: str, completed_at: datetime, score: int, now: datetime
+) -> TrainingRecord:
+    record = TrainingRecord(
+        id=uuid.uuid4(),
+        learner_id=learner.id,
+        customer_id=learner.customer_id,
+        course=course,
+        completed_at=completed_at,
+        score=score,
+        created_at=now,
+    )
+    session.add(record)
+    return record
+
+
+async def training_report(
+    session: AsyncSession, customer_id: uuid.UUID, learner_id: uuid.UUID | None = None
+) -> list[tuple[Learner, TrainingRecord | None]]:
+    """Every learner (or one) with each of its records; a learner without records appears once, with None."""
+    query = (
+        select(Learner, TrainingRecord)
+        .outerjoin(TrainingRecord, TrainingRecord.learner_id == Learner.id)
+        .where(Learner.customer_id == customer_id)
+        .order_by(Learner.email, TrainingRecord.completed_at)
+    )
+    if learner_id is not None:
+        query = query.where(Learner.id == learner_id)
+    return [(learner, record) for learner, record in (await session.execute(query)).all()]

@@ -1,0 +1,30 @@
+"""Starting a licence block's term workflow, `licence-block-{block_id}`, exactly once per block."""
+
+import contextlib
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from payloads.blocks import LicenceBlockInput
+from workflows import search
+from workflows.block import LicenceBlockWorkflow, block_workflow_id
+
+
+async def start_licence_term(client: Client, task_queue: str, block: LicenceBlockInput) -> None:
+    """Start the term, or leave the one already running (or finished) alone: safe to call again."""
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            LicenceBlockWorkflow.run,
+            block,
+            id=block_workflow_id(block.block_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search.for_block(block.partner_id, block.customer_id),
+            static_summary=f"Licence term: {block.quantity} {block.kind} licences",
+            static_details=(
+                f"Block {block.block_id} of customer {block.customer_id} (partner {block.partner_id}), "
+                f"{block.starts_at.isoformat()} to {block.expires_at.isoformat()}."
+            ),
+        )

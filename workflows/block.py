@@ -1,0 +1,91 @@
+"""A licence block's term: renewal reminders before it ends, then every licence expires at once, then a summary.
+
+Workflow id `licence-block-{block_id}`. It sleeps for months: timers live on the Temporal server, so the term
+keeps its promise across worker and server restarts. An upgrade from trial ends a trial block early through the
+`expire_now` update.
+"""
+
+import uuid
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from payloads.blocks import BlockEvent, BlockExpired, BlockNotice, ExpireBlock, ExpireNow, LicenceBlockInput
+    from payloads.common import SYSTEM
+    from rules.licences import renewal_reminders
+    from workflows import options
+    from workflows.notices import send_notices
+
+
+def block_workflow_id(block_id: uuid.UUID) -> str:
+    return f"licence-block-{block_id}"
+
+
+@workflow.defn
+class LicenceBlockWorkflow:
+    @workflow.init
+    def __init__(self, block: LicenceBlockInput) -> None:
+        self._block = block
+        self._expired: BlockExpired | None = None
+        self._expiring = False
+
+    @workflow.run
+    async def run(self, block: LicenceBlockInput) -> BlockExpired:
+        for reminder in renewal_reminders(block.expires_at, block.renewal_reminders, starts_at=block.starts_at):
+            if await self._ended_before(reminder.at, f"next: the {reminder.offset} renewal reminder"):
+                break
+            notice = BlockNotice(
+                block_id=block.block_id, event=BlockEvent.REMINDER, at=workflow.now(), offset=reminder.offset
+            )
+            await send_notices("notify_block_event", notice, what=f"{reminder.offset} renewal reminder")
+        if not await self._ended_before(block.expires_at, "next: expiry"):
+            self._expiring = True
+            self._expired = await self._expire(
+                ExpireBlock(block_id=block.block_id, at=block.expires_at, actor=SYSTEM, reason="the term ended")
+            )
+        await workflow.wait_condition(lambda: self._expired is not None)
+        assert self._expired is not None
+        notice = BlockNotice(block_id=block.block_id, event=BlockEvent.EXPIRED, at=workflow.now())
+        await send_notices("notify_block_event", notice, what="expiry summary")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.set_current_details(f"Expired at {self._expired.expired_at.isoformat()}.")
+        return self._expired
+
+    async def _ended_before(self, moment: datetime, next_step: str) -> bool:
+        """Sleep until `moment`, or until the block is expired early; True if it was."""
+        workflow.set_current_details(
+            f"{self._block.quantity} {self._block.kind} licences, valid until {self._block.expires_at.isoformat()}; "
+            f"{next_step} at {moment.isoformat()}."
+        )
+        wait = moment - workflow.now()
+        if wait.total_seconds() > 0:
+            try:
+                await workflow.wait_condition(lambda: self._expiring, timeout=wait)
+            except TimeoutError:
+                return False
+        return self._expiring
+
+    async def _expire(self, data: ExpireBlock) -> BlockExpired:
+        expired: BlockExpired = await workflow.execute_activity(
+            "expire_block",
+            data,
+            result_type=BlockExpired,
+            summary="Expire every licence of the block",
+            **options.DATABASE,
+        )
+        return expired
+
+    @workflow.update
+    async def expire_now(self, request: ExpireNow) -> BlockExpired:
+        self._expiring = True
+        self._expired = await self._expire(
+            ExpireBlock(block_id=self._block.block_id, at=workflow.now(), actor=request.actor, reason=request.reason)
+        )
+        return self._expired
+
+    @expire_now.validator
+    def _validate_expire_now(self, request: ExpireNow) -> None:
+        if self._expiring or self._expired is not None:
+            raise ApplicationError("the licence block has already expired", type="BlockExpired")

@@ -1,0 +1,30 @@
+"""Telling people: one activity writes the notices (in-app and outbox) for an event, then one activity per email
+delivers it. Both are keyed by the event, so a replayed or retried step writes and sends nothing twice."""
+
+import asyncio
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from payloads.email import DeliverEmail, DeliveryResult
+    from payloads.orders import NoticeResult
+    from workflows import options
+
+
+async def send_notices(activity: str, notice: BaseModel, *, what: str) -> None:
+    written: NoticeResult = await workflow.execute_activity(
+        activity, notice, result_type=NoticeResult, summary=f"Write the {what} notices", **options.DATABASE
+    )
+    await asyncio.gather(
+        *(
+            workflow.execute_activity(
+                "deliver_email",
+                DeliverEmail(email_id=email_id, max_attempts=options.EMAIL_ATTEMPTS),
+                result_type=DeliveryResult,
+                summary=f"Send the {what} email",
+                **options.EMAIL,
+            )
+            for email_id in written.email_ids
+        )
+    )
