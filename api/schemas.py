@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
 from payloads.common import Role
 
@@ -157,3 +157,56 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+class LearnerCreate(Request):
+    email: EmailStr
+    name: Name
+
+
+class LearnerOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    licence_status: Literal["active", "expired", "unlicensed"]
+    licence_expires_at: datetime | None
+    source: str
+    created_at: datetime
+
+
+class LearnerAdded(LearnerOut):
+    note: str | None = Field(default=None, description="why the learner has no licence, when it has none")
+
+
+class AllocationRequest(Request):
+    """Either `learner_ids` (the chosen learners) or `all` (every expired, or every unlicensed, learner)."""
+
+    learner_ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=1000)
+    all: Literal["expired", "unlicensed"] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "AllocationRequest":
+        if (self.learner_ids is None) == (self.all is None):
+            raise ValueError('send either "learner_ids": [...] or "all": "expired" (or "unlicensed"), not both')
+        if self.learner_ids is not None and len(set(self.learner_ids)) != len(self.learner_ids):
+            raise ValueError("learner_ids: each learner may be listed once")
+        return self
+
+
+class AllocationOut(BaseModel):
+    allocated: int
+    learners: list[LearnerOut]
+
+
+class TrainingRecordCreate(Request):
+    course: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    completed_at: AwareDatetime
+    score: int = Field(strict=True, ge=0, le=100)
+
+
+class TrainingRecordOut(BaseModel):
+    id: uuid.UUID
+    learner_id: uuid.UUID
+    course: str
+    completed_at: datetime
+    score: int

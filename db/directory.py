@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
-from db.models import Customer, Licence, Partner, StockPurchase, User
+from db.models import Customer, Licence, LicenceBlock, Partner, StockPurchase, User
 from payloads.common import Actor, Role
 from rules.errors import Conflict, NotFound
 
@@ -188,3 +188,26 @@ async def licence_counts(session: AsyncSession, customer_ids: list[uuid.UUID]) -
     for customer_id, status, count in rows:
         counts[customer_id][status] = count
     return counts
+
+
+async def upgrade_customer(session: AsyncSession, *, customer: Customer, actor: Actor, at: datetime) -> list[uuid.UUID]:
+    """Make a trial customer premium; return its trial blocks still running, which must now expire."""
+    if customer.account_type != "premium":
+        customer.account_type = "premium"
+        audit.record(
+            session,
+            actor=actor,
+            action="customer.upgraded",
+            subject_type="customer",
+            subject_id=customer.id,
+            at=at,
+            partner_id=customer.partner_id,
+            customer_id=customer.id,
+            details={"account_type": "premium"},
+        )
+    running = await session.execute(
+        select(LicenceBlock.id).where(
+            LicenceBlock.customer_id == customer.id, LicenceBlock.kind == "trial", LicenceBlock.status == "active"
+        )
+    )
+    return list(running.scalars())

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     renewal_reminders: str = "P30D,P7D"
     order_reminder_after: str = "P2D"
     max_order_quantity: int = 10_000
+    trial_licences: int = 5  # a trial customer's licences when its partner names no number
 
     @field_validator("licence_term", "trial_term", "order_reminder_after")
     @classmethod

@@ -2,12 +2,16 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import directory
+from db import blocks, directory
+from db.models import LicenceBlock
+from payloads.blocks import ExpireBlock
 from payloads.common import SYSTEM, Actor, Role
+from rules.licences import BlockKind
 
 
 @dataclass(frozen=True)
@@ -90,4 +94,39 @@ async def credit(sessions: async_sessionmaker[AsyncSession], partner_id: uuid.UU
             reference=_unique("PO"),
             actor=Actor(user_id=operator.id, role=Role.OPERATOR),
             at=datetime.now(UTC),
+        )
+
+
+async def block(sessions: async_sessionmaker[AsyncSession], tenant: Tenant, *, quantity: int, days: int) -> datetime:
+    """Licences straight into the customer's pool, expiring in `days` days; returns their `expires_at`."""
+    now = datetime.now(UTC)
+    async with sessions.begin() as session:
+        made = await blocks.create_block(
+            session,
+            customer_id=tenant.customer_id,
+            kind=BlockKind.PREMIUM,
+            quantity=quantity,
+            starts_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+    return made.expires_at
+
+
+async def expire_customer_blocks(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> None:
+    """What the licence-term workflow does at the end of the term, for every running block of the customer."""
+    async with sessions() as session:
+        running = (
+            (
+                await session.execute(
+                    select(LicenceBlock.id).where(
+                        LicenceBlock.customer_id == tenant.customer_id, LicenceBlock.status == "active"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for block_id in running:
+        await blocks.expire_block(
+            sessions, ExpireBlock(block_id=block_id, at=datetime.now(UTC), actor=SYSTEM, reason="test: term ended")
         )

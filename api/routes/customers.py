@@ -5,11 +5,14 @@ import uuid
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from api import auth
-from api.deps import CurrentUser, SessionDep
+from api import auth, block_workflows
+from api.clock import now
+from api.deps import CurrentUser, SessionDep, SessionsDep, TemporalDep
+from api.errors import Forbidden
 from api.schemas import BlockOut, CustomerLicences, CustomerOut
 from db import directory
 from db.models import LicenceBlock
+from payloads.common import Actor
 
 router = APIRouter(tags=["customers"])
 
@@ -36,3 +39,21 @@ async def customer_licences(customer_id: uuid.UUID, session: SessionDep, caller:
         **counts,
         blocks=[BlockOut.model_validate(b, from_attributes=True) for b in blocks],
     )
+
+
+@router.post("/customers/{customer_id}/upgrade", response_model=CustomerOut)
+async def upgrade_customer(
+    customer_id: uuid.UUID, sessions: SessionsDep, caller: CurrentUser, temporal: TemporalDep
+) -> CustomerOut:
+    """Trial -> premium (its partner's managers). Every trial licence expires now; those learners become
+    expired and wait for premium licences allocated by hand."""
+    async with sessions.begin() as session:
+        customer = await directory.get_customer(session, customer_id)
+        auth.see_customer(caller, customer)
+        if not caller.is_partner_manager_of(customer.partner_id):
+            raise Forbidden("only the customer's partner may upgrade it")
+        actor = Actor(user_id=caller.user_id, role=caller.role, manage_mode=True, on_behalf_of_customer_id=customer.id)
+        trial_blocks = await directory.upgrade_customer(session, customer=customer, actor=actor, at=now())
+    for block_id in trial_blocks:  # no transaction open: the block workflows write
+        await block_workflows.expire_now(temporal, sessions, block_id, actor)
+    return CustomerOut.model_validate(customer, from_attributes=True)

@@ -5,9 +5,9 @@ import uuid
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
-from api import auth, paging
+from api import auth, block_workflows, paging
 from api.clock import now
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.schemas import (
     CustomerCreate,
     CustomerOut,
@@ -19,8 +19,10 @@ from api.schemas import (
     StockCredit,
     StockOut,
 )
-from db import directory
+from db import blocks, directory
 from db.models import Customer
+from rules.errors import InvalidInput
+from rules.licences import BlockKind, term_end
 
 router = APIRouter(tags=["partners"])
 
@@ -66,19 +68,42 @@ def _customer_out(customer: Customer) -> CustomerOut:
 
 @router.post("/partners/{partner_id}/customers", status_code=status.HTTP_201_CREATED, response_model=CustomerOut)
 async def create_customer(
-    partner_id: uuid.UUID, body: CustomerCreate, session: SessionDep, caller: CurrentUser
+    partner_id: uuid.UUID,
+    body: CustomerCreate,
+    session: SessionDep,
+    caller: CurrentUser,
+    temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> CustomerOut:
+    """A new customer. A trial customer gets its trial licences at once (`trial_licences`, or the default),
+    for LICENSING_TRIAL_TERM."""
     auth.manage_partner(caller, partner_id)
+    if body.account_type == "premium" and body.trial_licences is not None:
+        raise InvalidInput("trial_licences: only a trial customer gets trial licences")
+    trial_licences = body.trial_licences or settings.trial_licences
+    started = now()
     async with session.begin():
         customer = await directory.create_customer(
             session,
             partner_id=partner_id,
             name=body.name,
             account_type=body.account_type,
-            trial_licences=body.trial_licences,
+            trial_licences=trial_licences if body.account_type == "trial" else None,
             actor=caller.actor,
-            at=now(),
+            at=started,
         )
+        trial = None
+        if body.account_type == "trial":
+            trial = await blocks.create_block(
+                session,
+                customer_id=customer.id,
+                kind=BlockKind.TRIAL,
+                quantity=trial_licences,
+                starts_at=started,
+                expires_at=term_end(started, settings.trial_term),
+            )
+    if trial is not None:
+        await block_workflows.start_term(temporal, settings, customer, trial)
     return _customer_out(customer)
 
 
