@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
@@ -130,12 +131,8 @@ async def test_expiry_marks_the_learners_expired(
     )
     await _to_the_end(orders, handle, block)
     async with sessions() as session:
-        statuses = sorted(
-            l.licence_status
-            for l in (
-                await session.execute(Learner.__table__.select().where(Learner.customer_id == tenant.customer_id))
-            ).all()
-        )
+        query = select(Learner.licence_status).where(Learner.customer_id == tenant.customer_id)
+        statuses = sorted((await session.execute(query)).scalars())
     assert statuses == ["expired", "expired"]
 
 
