@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from payloads.common import Role
 from tests import factories
 from tests.factories import Person, Tenant
+from tests.test_api_learners import add
 from tests.test_api_orders import request_licences
 
 
@@ -49,6 +50,19 @@ async def test_an_unknown_token_is_401(api: httpx.AsyncClient, tenant: Tenant) -
         ("POST", "/licence-orders/{order}/reject", {"reason": "mine now"}),
         ("POST", "/licence-orders/{order}/cancel", None),
         ("GET", "/audit-events?customer_id={customer}", None),
+        ("POST", "/customers/{customer}/learners", {"email": "new@example.com", "name": "New"}),
+        ("GET", "/customers/{customer}/learners", None),
+        ("GET", "/customers/{customer}/learners/{learner}", None),
+        ("DELETE", "/customers/{customer}/learners/{learner}", None),
+        ("POST", "/customers/{customer}/licence-allocations", {"all": "unlicensed"}),
+        (
+            "POST",
+            "/customers/{customer}/learners/{learner}/training-records",
+            {"course": "C", "completed_at": "2026-01-01T00:00:00Z", "score": 1},
+        ),
+        ("GET", "/customers/{customer}/reports/training.csv", None),
+        ("GET", "/customers/{customer}/learners/{learner}/reports/training.csv", None),
+        ("POST", "/customers/{customer}/upgrade", None),
     ],
 )
 @pytest.mark.parametrize("intruder", ["partner_manager", "customer_manager"])
@@ -56,12 +70,16 @@ async def test_another_tenant_gets_404_and_changes_nothing(
     api: httpx.AsyncClient, tenant: Tenant, other: Tenant, method: str, path: str, body: Any, intruder: str
 ) -> None:
     order = await request_licences(api, tenant, 2)
-    url = path.format(partner=tenant.partner_id, customer=tenant.customer_id, order=order["id"])
+    learner = await add(api, tenant)
+    url = path.format(partner=tenant.partner_id, customer=tenant.customer_id, order=order["id"], learner=learner["id"])
     caller: Person = getattr(other, intruder)
     response = await api.request(method, url, json=body, headers=caller.headers)
-    after = await api.get(f"/licence-orders/{order['id']}", headers=tenant.partner_manager.headers)
-    partner = await api.get(f"/partners/{tenant.partner_id}", headers=tenant.partner_manager.headers)
+    owner = tenant.partner_manager.headers
+    after = await api.get(f"/licence-orders/{order['id']}", headers=owner)
+    partner = await api.get(f"/partners/{tenant.partner_id}", headers=owner)
+    learners = await api.get(f"/customers/{tenant.customer_id}/learners", headers=owner)
     assert (response.status_code, after.json()["status"], partner.json()["licence_stock"]) == (404, "requested", 100)
+    assert [(le["id"], le["licence_status"]) for le in learners.json()["items"]] == [(learner["id"], "unlicensed")]
 
 
 async def test_an_unknown_id_is_404_like_another_tenants(api: httpx.AsyncClient, tenant: Tenant) -> None:
