@@ -18,6 +18,7 @@ from rules.errors import (
     LicensingError,
     NotFound,
     OrderNotRequested,
+    TooLarge,
 )
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ STATUS_FOR_TYPE: dict[str, int] = {
     InsufficientStock.type: 409,
     InsufficientLicences.type: 409,
     InvalidInput.type: 422,
+    TooLarge.type: 413,
 }
 
 

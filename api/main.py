@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api import errors
-from api.routes import activity, customers, learners, orders, partners, reports, users
+from api.routes import activity, customers, imports, learners, orders, partners, reports, users
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings, get_settings
 from licensing.temporal import connect
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def _routes() -> APIRouter:
     v1 = APIRouter(prefix="/api/v1")
-    for module in (partners, users, customers, orders, learners, reports, activity):
+    for module in (partners, users, customers, orders, learners, imports, reports, activity):
         v1.include_router(module.router)
     return v1
 

@@ -210,3 +210,23 @@ class TrainingRecordOut(BaseModel):
     course: str
     completed_at: datetime
     score: int
+
+
+class ImportRowError(BaseModel):
+    row: int
+    message: str
+
+
+class ImportOut(BaseModel):
+    id: uuid.UUID
+    status: Literal["running", "finished"]
+    filename: str
+    total_rows: int
+    processed_rows: int
+    created: int
+    licensed: int
+    unlicensed: int
+    failed: int
+    errors: list[ImportRowError] = Field(description="refused rows, by row number (the header is row 1); at most 1000")
+    created_at: datetime
+    finished_at: datetime | None

@@ -8,6 +8,7 @@ the write lock from its start (see db/session.py).
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
@@ -64,6 +65,61 @@ async def _partner_of(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUI
     return (await session.execute(select(Customer.partner_id).where(Customer.id == customer_id))).scalar_one()
 
 
+@dataclass(frozen=True)
+class NewLearner:
+    email: str  # normalised (lower case) by the caller
+    name: str
+    external_id: str | None = None
+
+
+async def create_learners(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    new: Sequence[NewLearner],
+    source: LearnerSource,
+    actor: Actor,
+    now: datetime,
+) -> list[Learner]:
+    """Create learners (whose emails the caller checked are new) and give each a free licence while any is
+    left, the soonest to expire first. The rest are `unlicensed`."""
+    created = [
+        Learner(
+            id=uuid.uuid4(),
+            customer_id=customer_id,
+            email=n.email,
+            name=n.name,
+            source=source.value,
+            licence_status=LearnerStatus.UNLICENSED.value,
+            licence_expires_at=None,
+            created_at=now,
+            active=True,
+            external_id=n.external_id,
+            updated_at=now,
+        )
+        for n in new
+    ]
+    session.add_all(created)
+    await session.flush()
+    free = await _free_licences(session, customer_id, now=now, count=len(created))
+    for learner, licence in zip(created, free, strict=False):
+        await _hold(session, licence, learner, now=now)
+    partner_id = await _partner_of(session, customer_id)
+    for learner in created:
+        audit.record(
+            session,
+            actor=actor,
+            action="learner.created",
+            subject_type="learner",
+            subject_id=learner.id,
+            at=now,
+            partner_id=partner_id,
+            customer_id=customer_id,
+            details={"source": source.value, "licence_status": learner.licence_status},
+        )
+    return created
+
+
 async def add_learner(
     session: AsyncSession,
     *,
@@ -73,42 +129,15 @@ async def add_learner(
     source: LearnerSource,
     actor: Actor,
     now: datetime,
+    external_id: str | None = None,
 ) -> Learner:
-    """Create a learner and, in the same transaction, give it a free licence if there is one."""
+    """Create one learner and, in the same transaction, give it a free licence if there is one."""
     email = email.lower()
     taken = await session.execute(select(Learner.id).where(Learner.customer_id == customer_id, Learner.email == email))
     if taken.first():
         raise Conflict(f"a learner with email {email} already exists for this customer")
-    learner = Learner(
-        id=uuid.uuid4(),
-        customer_id=customer_id,
-        email=email,
-        name=name,
-        source=source.value,
-        licence_status=LearnerStatus.UNLICENSED.value,
-        licence_expires_at=None,
-        created_at=now,
-    )
-    session.add(learner)
-    await session.flush()
-    free = await _free_licences(session, customer_id, now=now, count=1)
-    if free:
-        await _hold(session, free[0], learner, now=now)
-    audit.record(
-        session,
-        actor=actor,
-        action="learner.created",
-        subject_type="learner",
-        subject_id=learner.id,
-        at=now,
-        partner_id=await _partner_of(session, customer_id),
-        customer_id=customer_id,
-        details={
-            "source": source.value,
-            "licence_status": learner.licence_status,
-            "licence_id": str(free[0].id) if free else None,
-        },
-    )
+    new = [NewLearner(email=email, name=name, external_id=external_id)]
+    [learner] = await create_learners(session, customer_id=customer_id, new=new, source=source, actor=actor, now=now)
     return learner
 
 
@@ -130,6 +159,11 @@ async def _chosen(session: AsyncSession, customer_id: uuid.UUID, learner_ids: Se
     missing = set(learner_ids) - {learner.id for learner in learners}
     if missing:
         raise NotFound(f"learner {sorted(map(str, missing))[0]} not found")
+    inactive = [learner for learner in learners if not learner.active]
+    if inactive:
+        raise Conflict(
+            f"learner {inactive[0].id} is deactivated in the customer's directory; reactivate it there first"
+        )
     holding = [learner for learner in learners if learner.licence_status not in ALLOCATABLE]
     if holding:
         raise Conflict(
@@ -141,7 +175,7 @@ async def _chosen(session: AsyncSession, customer_id: uuid.UUID, learner_ids: Se
 async def _all_with_status(session: AsyncSession, customer_id: uuid.UUID, status: LearnerStatus) -> list[Learner]:
     query = (
         select(Learner)
-        .where(Learner.customer_id == customer_id, Learner.licence_status == status.value)
+        .where(Learner.customer_id == customer_id, Learner.licence_status == status.value, Learner.active.is_(True))
         .order_by(Learner.created_at, Learner.id)
         .with_for_update()
     )

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from db.types import UTCDateTime
@@ -160,6 +160,7 @@ class Learner(Base):
         CheckConstraint("licence_status IN ('active', 'expired', 'unlicensed')", name="learner_status_known"),
         CheckConstraint("source IN ('manual', 'csv', 'scim')", name="learner_source_known"),
         Index("ix_learners_customer_status", "customer_id", "licence_status", "created_at"),
+        Index("ix_learners_customer_external_id", "customer_id", "external_id"),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -170,6 +171,67 @@ class Learner(Base):
     licence_status: Mapped[str] = mapped_column(String(16))
     licence_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # The directory's view (SCIM): a deactivated learner keeps its history but holds no licence.
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    external_id: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime | None]
+
+
+class ScimToken(Base):
+    """A customer's directory (Entra ID) calls /scim/v2 with this token; stored hashed, revocable."""
+
+    __tablename__ = "scim_tokens"
+
+    id: Mapped[uuid.UUID] = _id()
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class LearnerImport(Base):
+    """A CSV upload and its progress; its rows wait in `learner_import_rows` for the import workflow."""
+
+    __tablename__ = "learner_imports"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'finished')", name="import_status_known"),
+        Index("ix_learner_imports_customer", "customer_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    filename: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16))
+    total_rows: Mapped[int]
+    processed_rows: Mapped[int] = mapped_column(default=0)
+    created: Mapped[int] = mapped_column(default=0)
+    licensed: Mapped[int] = mapped_column(default=0)
+    unlicensed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class LearnerImportRow(Base):
+    """One data row of an uploaded CSV, numbered as a spreadsheet shows it (the header is row 1)."""
+
+    __tablename__ = "learner_import_rows"
+    __table_args__ = (Index("ix_learner_import_rows_email", "import_id", "email"),)
+
+    import_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("learner_imports.id", ondelete="CASCADE"), primary_key=True)
+    row: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(400))
+    name: Mapped[str] = mapped_column(String(400))
+
+
+class LearnerImportError(Base):
+    __tablename__ = "learner_import_errors"
+
+    import_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("learner_imports.id", ondelete="CASCADE"), primary_key=True)
+    row: Mapped[int] = mapped_column(primary_key=True)
+    message: Mapped[str] = mapped_column(String(500))
 
 
 class TrainingRecord(Base):

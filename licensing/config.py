@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     order_reminder_after: str = "P2D"
     max_order_quantity: int = 10_000
     trial_licences: int = 5  # a trial customer's licences when its partner names no number
+    import_max_bytes: int = 20 * 1024 * 1024  # a learners CSV larger than this is refused (413)
+    import_max_rows: int = 100_000  # ... and one with more data rows (422)
+    import_batch_size: int = 500
 
     @field_validator("licence_term", "trial_term", "order_reminder_after")
     @classmethod

@@ -13,13 +13,15 @@ from temporalio.worker import Worker
 
 from activities.blocks import BlockActivities
 from activities.email import EmailActivities
+from activities.imports import ImportActivities
 from activities.orders import OrderActivities
 from licensing.config import Settings
 from workflows import search
 from workflows.block import LicenceBlockWorkflow
+from workflows.learner_import import LearnerImportWorkflow
 from workflows.order import LicenceOrderWorkflow
 
-WORKFLOWS: Sequence[type] = (LicenceOrderWorkflow, LicenceBlockWorkflow)
+WORKFLOWS: Sequence[type] = (LicenceOrderWorkflow, LicenceBlockWorkflow, LearnerImportWorkflow)
 
 
 async def connect(settings: Settings) -> Client:
@@ -58,6 +60,7 @@ def activities(settings: Settings, sessions: async_sessionmaker[AsyncSession], c
         blocks.expire_block,
         blocks.notify_block_event,
         email.deliver_email,
+        ImportActivities(sessions).import_learner_batch,
     ]
 
 

@@ -21,7 +21,7 @@ async def start_licence_term(client: Client, task_queue: str, block: LicenceBloc
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=search.for_block(block.partner_id, block.customer_id),
+            search_attributes=search.for_customer(block.partner_id, block.customer_id),
             static_summary=f"Licence term: {block.quantity} {block.kind} licences",
             static_details=(
                 f"Block {block.block_id} of customer {block.customer_id} (partner {block.partner_id}), "

@@ -24,6 +24,12 @@ class NotFound(LicensingError):
     type = "NotFound"
 
 
+class TooLarge(LicensingError):
+    """An upload larger than its cap (answered 413)."""
+
+    type = "TooLarge"
+
+
 class InsufficientLicences(LicensingError):
     type = "InsufficientLicences"
 
@@ -45,4 +51,5 @@ ERROR_TYPES: tuple[type[LicensingError], ...] = (
     NotFound,
     Conflict,
     InvalidInput,
+    TooLarge,
 )

@@ -11,7 +11,8 @@ ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 ALL_KEYS = (PARTNER_ID, CUSTOMER_ID, ORDER_STATUS)
 
 
-def for_block(partner_id: uuid.UUID, customer_id: uuid.UUID) -> TypedSearchAttributes:
+def for_customer(partner_id: uuid.UUID, customer_id: uuid.UUID) -> TypedSearchAttributes:
+    """For a customer's licence terms and imports (orders also carry their status)."""
     return TypedSearchAttributes(
         [SearchAttributePair(PARTNER_ID, str(partner_id)), SearchAttributePair(CUSTOMER_ID, str(customer_id))]
     )

@@ -1,0 +1,100 @@
+"""CSV Import (Users > Add Users > CSV Import): the upload is stored and a workflow imports it in batches."""
+
+import uuid
+
+from fastapi import APIRouter, UploadFile, status
+
+from api import auth
+from api.clock import now
+from api.deps import CurrentUser, SessionDep, SessionsDep, SettingsDep, TemporalDep
+from api.schemas import ImportOut, ImportRowError
+from db import directory, imports
+from db.models import LearnerImport
+from payloads.imports import LearnerImportInput
+from rules.errors import InvalidInput, TooLarge
+from rules.learner_csv import read_rows
+from workflows import search
+from workflows.learner_import import LearnerImportWorkflow, import_workflow_id
+
+router = APIRouter(tags=["learner imports"])
+MAX_ERRORS_SHOWN = 1000
+
+
+async def _out(session: SessionDep, upload: LearnerImport) -> ImportOut:
+    errors = await imports.import_errors(session, upload.id, limit=MAX_ERRORS_SHOWN)
+    return ImportOut(
+        id=upload.id,
+        status=upload.status,
+        filename=upload.filename,
+        total_rows=upload.total_rows,
+        processed_rows=upload.processed_rows,
+        created=upload.created,
+        licensed=upload.licensed,
+        unlicensed=upload.unlicensed,
+        failed=upload.failed,
+        created_at=upload.created_at,
+        finished_at=upload.finished_at,
+        errors=[ImportRowError(row=e.row, message=e.message) for e in errors],
+    )
+
+
+def _size(file: UploadFile) -> int:
+    file.file.seek(0, 2)
+    size = file.file.tell()
+    file.file.seek(0)
+    return size
+
+
+@router.post("/customers/{customer_id}/learner-imports", status_code=status.HTTP_202_ACCEPTED, response_model=ImportOut)
+async def import_learners(
+    customer_id: uuid.UUID,
+    file: UploadFile,
+    sessions: SessionsDep,
+    caller: CurrentUser,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+) -> ImportOut:
+    """Upload a CSV with `email` and `name` columns (as Excel saves it). New learners take free licences
+    automatically; the rest are added unlicensed. Bad rows are reported by row number and do not stop the rest.
+    Follow the progress with GET .../learner-imports/{import_id}."""
+    async with sessions() as session:
+        customer = await directory.get_customer(session, customer_id)
+    actor = auth.act_for_customer(caller, customer)
+    if _size(file) > settings.import_max_bytes:
+        raise TooLarge(f"the file is larger than {settings.import_max_bytes} bytes; split it into smaller files")
+    async with sessions.begin() as session:
+        upload = await imports.store_upload(
+            session,
+            customer_id=customer_id,
+            filename=file.filename or "learners.csv",
+            rows=read_rows(file.file, max_rows=settings.import_max_rows),
+            actor=actor,
+            now=now(),
+        )
+        if upload.total_rows == 0:
+            raise InvalidInput("the file has a header but no rows of learners")
+    await temporal.start_workflow(
+        LearnerImportWorkflow.run,
+        LearnerImportInput(
+            import_id=upload.id,
+            partner_id=customer.partner_id,
+            customer_id=customer.id,
+            total_rows=upload.total_rows,
+            actor=actor,
+            batch_size=settings.import_batch_size,
+        ),
+        id=import_workflow_id(upload.id),
+        task_queue=settings.task_queue,
+        search_attributes=search.for_customer(customer.partner_id, customer.id),
+        static_summary=f"Learner import: {upload.total_rows} rows",
+    )
+    async with sessions() as session:
+        return await _out(session, await imports.get_import(session, customer_id, upload.id))
+
+
+@router.get("/customers/{customer_id}/learner-imports/{import_id}", response_model=ImportOut)
+async def import_progress(
+    customer_id: uuid.UUID, import_id: uuid.UUID, session: SessionDep, caller: CurrentUser
+) -> ImportOut:
+    auth.see_customer(caller, await directory.get_customer(session, customer_id))
+    return await _out(session, await imports.get_import(session, customer_id, import_id))

@@ -1,0 +1,182 @@
+"""CSV imports of learners: the upload's rows are stored, then processed batch by batch. A batch is one
+transaction that also moves the import's progress marker, so a batch retried after a crash resumes exactly
+where the last committed one stopped and creates nobody twice."""
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from itertools import islice
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import audit
+from db.learners import NewLearner, create_learners
+from db.models import Customer, Learner, LearnerImport, LearnerImportError, LearnerImportRow
+from payloads.common import Actor
+from payloads.imports import ImportBatch, ImportProgress
+from rules.errors import NotFound
+from rules.learner_csv import CsvRow
+from rules.licences import LearnerSource, LearnerStatus
+
+_INSERT_CHUNK = 1000
+
+
+async def store_upload(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    filename: str,
+    rows: Iterable[CsvRow],
+    actor: Actor,
+    now: datetime,
+) -> LearnerImport:
+    """Save the upload's rows (emails normalised to lower case) and the import, `running`."""
+    assert actor.user_id is not None
+    upload = LearnerImport(
+        id=uuid.uuid4(),
+        customer_id=customer_id,
+        filename=filename[:300],
+        status="running",
+        total_rows=0,
+        processed_rows=0,
+        created=0,
+        licensed=0,
+        unlicensed=0,
+        failed=0,
+        created_by_id=actor.user_id,
+        created_at=now,
+    )
+    session.add(upload)
+    await session.flush()
+    rows = iter(rows)
+    while chunk := list(islice(rows, _INSERT_CHUNK)):
+        await session.execute(
+            insert(LearnerImportRow),
+            [
+                {"import_id": upload.id, "row": r.row, "email": r.email.lower()[:400], "name": r.name[:400]}
+                for r in chunk
+            ],
+        )
+        upload.total_rows += len(chunk)
+    customer = await session.get_one(Customer, customer_id)
+    audit.record(
+        session,
+        actor=actor,
+        action="learner_import.started",
+        subject_type="learner_import",
+        subject_id=upload.id,
+        at=now,
+        partner_id=customer.partner_id,
+        customer_id=customer_id,
+        details={"filename": upload.filename, "rows": upload.total_rows},
+    )
+    return upload
+
+
+def _progress(upload: LearnerImport) -> ImportProgress:
+    return ImportProgress(
+        import_id=upload.id,
+        total_rows=upload.total_rows,
+        processed_rows=upload.processed_rows,
+        created=upload.created,
+        licensed=upload.licensed,
+        unlicensed=upload.unlicensed,
+        failed=upload.failed,
+        done=upload.status == "finished",
+    )
+
+
+def _email_problem(email: str) -> str | None:
+    if not email:
+        return "email is missing"
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as problem:
+        return f"email {email!r} is not valid: {problem}"
+    return None
+
+
+async def _first_rows(session: AsyncSession, import_id: uuid.UUID, emails: set[str]) -> dict[str, int]:
+    """For each email, the first row of the file that has it (to report later rows as duplicates)."""
+    found = await session.execute(
+        select(LearnerImportRow.email, func.min(LearnerImportRow.row))
+        .where(LearnerImportRow.import_id == import_id, LearnerImportRow.email.in_(emails))
+        .group_by(LearnerImportRow.email)
+    )
+    return {email: row for email, row in found.all()}
+
+
+async def _existing(session: AsyncSession, customer_id: uuid.UUID, emails: set[str]) -> set[str]:
+    found = await session.execute(
+        select(Learner.email).where(Learner.customer_id == customer_id, Learner.email.in_(emails))
+    )
+    return set(found.scalars())
+
+
+async def process_batch(sessions: async_sessionmaker[AsyncSession], batch: ImportBatch) -> ImportProgress:
+    async with sessions.begin() as session:
+        upload = await session.get(LearnerImport, batch.import_id, with_for_update=True)
+        if upload is None:
+            raise NotFound(f"learner import {batch.import_id} does not exist")
+        if upload.status == "finished":
+            return _progress(upload)
+        rows = list(
+            (
+                await session.execute(
+                    select(LearnerImportRow)
+                    .where(LearnerImportRow.import_id == upload.id)
+                    .order_by(LearnerImportRow.row)
+                    .offset(upload.processed_rows)
+                    .limit(batch.batch_size)
+                )
+            ).scalars()
+        )
+        emails = {r.email for r in rows}
+        first_rows = await _first_rows(session, upload.id, emails)
+        existing = await _existing(session, upload.customer_id, emails)
+        new: list[NewLearner] = []
+        errors: list[dict[str, object]] = []
+        for r in rows:
+            problem = _email_problem(r.email)
+            if problem is None and first_rows.get(r.email, r.row) < r.row:
+                problem = f"{r.email} is already in row {first_rows[r.email]} of this file"
+            if problem is None and r.email in existing:
+                problem = f"{r.email} is already a learner of this customer"
+            if problem is not None:
+                errors.append({"import_id": upload.id, "row": r.row, "message": problem[:500]})
+                continue
+            new.append(NewLearner(email=r.email, name=r.name or r.email.split("@")[0]))
+        created = await create_learners(
+            session,
+            customer_id=upload.customer_id,
+            new=new,
+            source=LearnerSource.CSV,
+            actor=batch.actor,
+            now=batch.at,
+        )
+        if errors:
+            await session.execute(insert(LearnerImportError), errors)
+        licensed = sum(1 for learner in created if learner.licence_status == LearnerStatus.ACTIVE)
+        upload.processed_rows += len(rows)
+        upload.created += len(created)
+        upload.licensed += licensed
+        upload.unlicensed += len(created) - licensed
+        upload.failed += len(errors)
+        if not rows or upload.processed_rows >= upload.total_rows:
+            upload.status = "finished"
+            upload.finished_at = batch.at
+        return _progress(upload)
+
+
+async def get_import(session: AsyncSession, customer_id: uuid.UUID, import_id: uuid.UUID) -> LearnerImport:
+    upload = await session.get(LearnerImport, import_id)
+    if upload is None or upload.customer_id != customer_id:
+        raise NotFound(f"learner import {import_id} not found")
+    return upload
+
+
+async def import_errors(session: AsyncSession, import_id: uuid.UUID, *, limit: int) -> list[LearnerImportError]:
+    query = select(LearnerImportError).where(LearnerImportError.import_id == import_id)
+    return list((await session.execute(query.order_by(LearnerImportError.row).limit(limit))).scalars())
