@@ -27,7 +27,7 @@ class LearnerImportWorkflow:
                 summary=f"Import up to {job.batch_size} rows",
                 start_to_close_timeout=timedelta(minutes=10),
                 # A killed worker's batch goes to another worker this soon; its transaction never committed.
-                heartbeat_timeout=timedelta(seconds=30),
+                heartbeat_timeout=timedelta(seconds=15),
                 retry_policy=options.DATABASE["retry_policy"],
             )
             workflow.set_current_details(

@@ -1,0 +1,163 @@
+"""CSV Import: Excel's files, bad rows reported by row number, a second import of the same file creating nobody,
+caps, and automatic licences while any are free."""
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from licensing.config import Settings
+from tests.factories import Tenant
+from tests.smtp_server import SmtpServer
+from tests.test_api_learners import licences_for
+
+
+def csv_of(*lines: str, newline: str = "\r\n", bom: bool = True, encoding: str = "utf-8") -> bytes:
+    text = newline.join(lines) + newline
+    return (b"\xef\xbb\xbf" if bom and encoding == "utf-8" else b"") + text.encode(encoding)
+
+
+async def upload(api: httpx.AsyncClient, tenant: Tenant, content: bytes, expect: int = 202) -> Any:
+    response = await api.post(
+        f"/customers/{tenant.customer_id}/learner-imports",
+        files={"file": ("staff.csv", content, "text/csv")},
+        headers=tenant.customer_manager.headers,
+    )
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+async def finished(api: httpx.AsyncClient, tenant: Tenant, started: Any, within_seconds: float = 120) -> Any:
+    url = f"/customers/{tenant.customer_id}/learner-imports/{started['id']}"
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while True:
+        progress = (await api.get(url, headers=tenant.customer_manager.headers)).json()
+        if progress["status"] == "finished":
+            return progress
+        assert asyncio.get_running_loop().time() < deadline, f"the import did not finish: {progress}"
+        await asyncio.sleep(0.1)
+
+
+async def test_new_learners_take_free_licences_and_the_rest_are_unlicensed(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await licences_for(api, tenant, 2)
+    done = await finished(
+        api,
+        tenant,
+        await upload(
+            api, tenant, csv_of("email,name", "ann@example.com,Ann", "bob@example.com,Bob", "cy@example.com,Cy")
+        ),
+    )
+    assert {k: done[k] for k in ("total_rows", "processed_rows", "created", "licensed", "unlicensed", "failed")} == {
+        "total_rows": 3,
+        "processed_rows": 3,
+        "created": 3,
+        "licensed": 2,
+        "unlicensed": 1,
+        "failed": 0,
+    }
+
+
+async def test_what_excel_writes_is_read(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    content = csv_of(
+        " E-Mail ; Full Name ", '"ann@example.com";"Ann; of Cleves"', 'BOB@example.com;"Bob ""the builder"""', ""
+    )
+    done = await finished(api, tenant, await upload(api, tenant, content))
+    listed = await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
+    assert sorted((le["email"], le["name"]) for le in listed.json()["items"]) == [
+        ("ann@example.com", "Ann; of Cleves"),
+        ("bob@example.com", 'Bob "the builder"'),
+    ]
+    assert done["created"] == 2
+
+
+async def test_a_windows_1252_file_keeps_its_accents(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    await finished(
+        api, tenant, await upload(api, tenant, csv_of("email,name", "jose@example.com,José", encoding="cp1252"))
+    )
+    listed = await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
+    assert [le["name"] for le in listed.json()["items"]] == ["José"]
+
+
+async def test_bad_rows_are_reported_by_row_and_the_rest_imported(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    await api.post(
+        f"/customers/{tenant.customer_id}/learners",
+        json={"email": "old@example.com", "name": "Old"},
+        headers=tenant.customer_manager.headers,
+    )
+    done = await finished(
+        api,
+        tenant,
+        await upload(
+            api,
+            tenant,
+            csv_of(
+                "email,name",
+                "good@example.com,Good",
+                "not-an-email,Bad",
+                ",No Email",
+                "GOOD@example.com,Twice",
+                "old@example.com,Old",
+            ),
+        ),
+    )
+    assert (done["created"], [e["row"] for e in done["errors"]]) == (1, [3, 4, 5, 6])
+    assert [e["message"].split(" ")[0:2] for e in done["errors"]] == [
+        ["email", "'not-an-email'"],
+        ["email", "is"],
+        ["good@example.com", "is"],
+        ["old@example.com", "is"],
+    ]
+
+
+async def test_importing_the_same_file_again_creates_nobody(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    content = csv_of("email,name", "ann@example.com,Ann", "bob@example.com,Bob")
+    await finished(api, tenant, await upload(api, tenant, content))
+    again = await finished(api, tenant, await upload(api, tenant, content))
+    assert (again["created"], again["failed"]) == (0, 2)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"name\r\nAnn\r\n", b"email,name\r\n", b"\xef\xbb\xbf\r\n\r\n"],
+    ids=["empty", "no email column", "no rows", "blank lines"],
+)
+async def test_a_file_without_learners_is_422(api: httpx.AsyncClient, tenant: Tenant, content: bytes) -> None:
+    refused = await upload(api, tenant, content, expect=422)
+    assert refused["detail"]
+
+
+async def test_the_import_is_for_the_customers_side_only(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    other = uuid.uuid4()
+    response = await api.post(
+        f"/customers/{other}/learner-imports",
+        files={"file": ("a.csv", b"email\r\na@b.c\r\n", "text/csv")},
+        headers=tenant.customer_manager.headers,
+    )
+    assert response.status_code == 404
+
+
+class TestCaps:
+    @pytest.fixture
+    def settings(self, database_url: str, smtp: SmtpServer) -> Settings:
+        return Settings(
+            database_url=database_url,
+            task_queue=f"test-{uuid.uuid4()}",
+            smtp_port=smtp.port,
+            import_max_bytes=200,
+            import_max_rows=3,
+        )
+
+    async def test_a_file_over_the_byte_cap_is_413(self, api: httpx.AsyncClient, tenant: Tenant) -> None:
+        rows = [f"learner{n}@example.com,Learner {n}" for n in range(10)]
+        await upload(api, tenant, csv_of("email,name", *rows), expect=413)
+
+    async def test_a_file_over_the_row_cap_is_422_and_imports_nobody(
+        self, api: httpx.AsyncClient, tenant: Tenant
+    ) -> None:
+        refused = await upload(api, tenant, csv_of("email", "a@x.io", "b@x.io", "c@x.io", "d@x.io"), expect=422)
+        listed = await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
+        assert ("more than 3 rows" in refused["detail"], listed.json()["items"]) == (True, [])
