@@ -9,7 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api import errors
-from api.routes import activity, customers, imports, learners, orders, partners, reports, users
+from api.routes import activity, customers, imports, learners, orders, partners, reports, scim_tokens, users
+from api.scim import errors as scim_errors
+from api.scim import routes as scim_routes
+from api.scim.errors import ScimError
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings, get_settings
 from licensing.temporal import connect
@@ -19,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def _routes() -> APIRouter:
     v1 = APIRouter(prefix="/api/v1")
-    for module in (partners, users, customers, orders, learners, imports, reports, activity):
+    for module in (partners, users, customers, orders, learners, imports, reports, scim_tokens, activity):
         v1.include_router(module.router)
     return v1
 
@@ -56,7 +59,9 @@ def create_app(
     app.state.sessions = sessions
     app.state.temporal = temporal
     errors.install(app)
+    app.add_exception_handler(ScimError, scim_errors.handle)
     app.include_router(_routes())
+    app.include_router(scim_routes.router)
     return app
 
 

@@ -171,6 +171,7 @@ class LearnerOut(BaseModel):
     licence_status: Literal["active", "expired", "unlicensed"]
     licence_expires_at: datetime | None
     source: str
+    active: bool = Field(description="false when the customer's directory deactivated the learner")
     created_at: datetime
 
 
@@ -230,3 +231,14 @@ class ImportOut(BaseModel):
     errors: list[ImportRowError] = Field(description="refused rows, by row number (the header is row 1); at most 1000")
     created_at: datetime
     finished_at: datetime | None
+
+
+class ScimTokenOut(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ScimTokenCreated(ScimTokenOut):
+    token: str = Field(description="for /scim/v2 (Entra ID: Secret Token); shown once, only its hash is kept")
+    scim_url: str = Field(description="the Tenant URL to give the directory")

@@ -218,18 +218,23 @@ async def allocate(
     return learners
 
 
-async def delete_learner(
-    session: AsyncSession, *, customer_id: uuid.UUID, learner_id: uuid.UUID, actor: Actor, now: datetime
-) -> None:
-    """Delete a learner and its training records; its licence is free again, with the term it had left."""
-    learner = await get_learner(session, customer_id, learner_id)
+async def release_licence(session: AsyncSession, learner: Learner) -> uuid.UUID | None:
+    """Free the learner's licence, if it holds one, with the term it has left; returns that licence."""
     freed = await session.execute(
         update(Licence)
         .where(Licence.learner_id == learner.id, Licence.status == LicenceStatus.ALLOCATED.value)
         .values(status=LicenceStatus.AVAILABLE.value, learner_id=None, allocated_at=None)
         .returning(Licence.id)
     )
-    licence_id = freed.scalar_one_or_none()
+    return freed.scalar_one_or_none()
+
+
+async def delete_learner(
+    session: AsyncSession, *, customer_id: uuid.UUID, learner_id: uuid.UUID, actor: Actor, now: datetime
+) -> None:
+    """Delete a learner and its training records; its licence is free again, with the term it had left."""
+    learner = await get_learner(session, customer_id, learner_id)
+    licence_id = await release_licence(session, learner)
     records = await session.execute(delete(TrainingRecord).where(TrainingRecord.learner_id == learner.id))
     await session.delete(learner)
     audit.record(

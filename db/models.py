@@ -161,6 +161,7 @@ class Learner(Base):
         CheckConstraint("source IN ('manual', 'csv', 'scim')", name="learner_source_known"),
         Index("ix_learners_customer_status", "customer_id", "licence_status", "created_at"),
         Index("ix_learners_customer_external_id", "customer_id", "external_id"),
+        UniqueConstraint("customer_id", "user_name", name="uq_learners_customer_user_name"),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -174,6 +175,10 @@ class Learner(Base):
     # The directory's view (SCIM): a deactivated learner keeps its history but holds no licence.
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
     external_id: Mapped[str | None] = mapped_column(String(300))
+    user_name: Mapped[str | None] = mapped_column(String(320))  # SCIM userName (Entra: the UPN) when not the email
+    given_name: Mapped[str | None] = mapped_column(String(200))
+    family_name: Mapped[str | None] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime | None]
 
 

@@ -10,6 +10,7 @@ class Role(StrEnum):
     OPERATOR = "operator"
     PARTNER_MANAGER = "partner_manager"
     CUSTOMER_MANAGER = "customer_manager"
+    DIRECTORY = "directory"  # the customer's directory over SCIM (AD Sync)
     SYSTEM = "system"
 
 

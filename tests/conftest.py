@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -78,15 +79,18 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def api(
+async def app(
     dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[FastAPI]:
     """The API app and a running worker, against the dev server, the database and the SMTP server."""
-    app = create_app(settings, sessions=sessions, temporal=dev_server.client)
     async with build_worker(dev_server.client, settings, sessions):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver/api/v1") as client:
-            yield client
+        yield create_app(settings, sessions=sessions, temporal=dev_server.client)
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver/api/v1") as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

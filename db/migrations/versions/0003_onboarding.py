@@ -94,6 +94,11 @@ def upgrade() -> None:
     with op.batch_alter_table("learners", schema=None) as batch_op:
         batch_op.add_column(sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False))
         batch_op.add_column(sa.Column("external_id", sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column("user_name", sa.String(length=320), nullable=True))
+        batch_op.add_column(sa.Column("given_name", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("family_name", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("display_name", sa.String(length=200), nullable=True))
+        batch_op.create_unique_constraint("uq_learners_customer_user_name", ["customer_id", "user_name"])
         batch_op.add_column(sa.Column("updated_at", db.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index("ix_learners_customer_external_id", ["customer_id", "external_id"], unique=False)
 
@@ -105,6 +110,11 @@ def downgrade() -> None:
     with op.batch_alter_table("learners", schema=None) as batch_op:
         batch_op.drop_index("ix_learners_customer_external_id")
         batch_op.drop_column("updated_at")
+        batch_op.drop_constraint("uq_learners_customer_user_name", type_="unique")
+        batch_op.drop_column("display_name")
+        batch_op.drop_column("family_name")
+        batch_op.drop_column("given_name")
+        batch_op.drop_column("user_name")
         batch_op.drop_column("external_id")
         batch_op.drop_column("active")
 

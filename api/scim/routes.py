@@ -1,0 +1,199 @@
+"""/scim/v2: the customer's directory provisions learners. The token names the customer; another customer's
+users are never found."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.clock import now
+from api.deps import SessionsDep
+from api.scim import discovery, filters
+from api.scim.errors import ScimError, scim_response
+from api.scim.users import USER_SCHEMA, apply_patch, from_resource, to_resource
+from db import learners, scim
+from db.models import Customer, Learner
+from payloads.common import Actor, Role
+from rules.errors import Conflict, NotFound
+
+router = APIRouter(prefix="/scim/v2", tags=["SCIM (AD Sync)"])
+
+
+async def _customer(request: Request, sessions: SessionsDep) -> Customer:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ScimError(401, "send 'Authorization: Bearer TOKEN' with the customer's SCIM token")
+    async with sessions() as session:
+        customer = await scim.customer_for_token(session, token.strip())
+    if customer is None:
+        raise ScimError(401, "this SCIM token is not valid or was revoked")
+    return customer
+
+
+Directory = Annotated[Customer, Depends(_customer)]
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/scim/v2"
+
+
+def _actor(customer: Customer) -> Actor:
+    return Actor(user_id=None, role=Role.DIRECTORY, on_behalf_of_customer_id=customer.id)
+
+
+async def _body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
+
+
+@asynccontextmanager
+async def _refusals() -> AsyncIterator[None]:
+    """Business refusals in SCIM's words."""
+    try:
+        yield
+    except Conflict as refusal:
+        raise ScimError(409, refusal.message, "uniqueness") from None
+    except IntegrityError:
+        raise ScimError(409, "a user with this userName or email already exists", "uniqueness") from None
+    except NotFound as refusal:
+        raise ScimError(404, refusal.message) from None
+
+
+async def _learner(session: AsyncSession, customer: Customer, user_id: str) -> Learner:
+    try:
+        learner_id = uuid.UUID(user_id)
+    except ValueError:
+        raise ScimError(404, f"user {user_id} not found") from None
+    async with _refusals():
+        return await learners.get_learner(session, customer.id, learner_id)
+
+
+@router.get("/ServiceProviderConfig")
+async def service_provider_config(request: Request) -> JSONResponse:
+    return scim_response(discovery.service_provider_config(_base(request)))
+
+
+@router.get("/ResourceTypes")
+async def resource_types(request: Request) -> JSONResponse:
+    types = [discovery.user_resource_type(_base(request))]
+    return scim_response(discovery.list_response(types, total=1, start_index=1))
+
+
+@router.get("/ResourceTypes/{name}")
+async def resource_type(request: Request, name: str) -> JSONResponse:
+    if name != "User":
+        raise ScimError(404, f"resource type {name} not found")
+    return scim_response(discovery.user_resource_type(_base(request)))
+
+
+@router.get("/Schemas")
+async def schemas(request: Request) -> JSONResponse:
+    return scim_response(discovery.list_response([discovery.user_schema(_base(request))], total=1, start_index=1))
+
+
+@router.get("/Schemas/{schema_id}")
+async def schema(request: Request, schema_id: str) -> JSONResponse:
+    if schema_id != USER_SCHEMA:
+        raise ScimError(404, f"schema {schema_id} not found")
+    return scim_response(discovery.user_schema(_base(request)))
+
+
+def _filtered(customer: Customer, clauses: list[filters.Equals]) -> Select[Learner]:
+    query = select(Learner).where(Learner.customer_id == customer.id)
+    for clause in clauses:
+        value = clause.value
+        if clause.field == "user_name":
+            query = query.where(
+                or_(
+                    func.lower(Learner.user_name) == value.lower(),
+                    (Learner.user_name.is_(None)) & (Learner.email == value.lower()),
+                )
+            )
+        elif clause.field == "email":
+            query = query.where(Learner.email == value.lower())
+        elif clause.field == "external_id":
+            query = query.where(Learner.external_id == value)
+        else:
+            try:
+                query = query.where(Learner.id == uuid.UUID(value))
+            except ValueError:
+                query = query.where(false())  # no learner has a malformed id
+    return query
+
+
+@router.get("/Users")
+async def list_users(
+    request: Request,
+    customer: Directory,
+    sessions: SessionsDep,
+    filter: Annotated[str | None, Query(max_length=1000)] = None,
+    start_index: Annotated[int, Query(alias="startIndex")] = 1,
+    count: Annotated[int, Query()] = 100,
+) -> JSONResponse:
+    """Users, filtered (`userName eq "..."` and the like) and paged with startIndex (1-based) and count."""
+    start_index, count = max(start_index, 1), min(max(count, 0), discovery.MAX_RESULTS)
+    query = _filtered(customer, filters.parse(filter))
+    async with sessions() as session:
+        total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        page = (
+            await session.execute(query.order_by(Learner.created_at, Learner.id).offset(start_index - 1).limit(count))
+        ).scalars()
+        resources = [to_resource(learner, _base(request)) for learner in page]
+    return scim_response(discovery.list_response(resources, total=total, start_index=start_index))
+
+
+@router.get("/Users/{user_id}")
+async def get_user(request: Request, user_id: str, customer: Directory, sessions: SessionsDep) -> JSONResponse:
+    async with sessions() as session:
+        return scim_response(to_resource(await _learner(session, customer, user_id), _base(request)))
+
+
+@router.post("/Users")
+async def create_user(request: Request, customer: Directory, sessions: SessionsDep) -> JSONResponse:
+    """A new person in the directory becomes a learner and takes a free licence automatically."""
+    user = from_resource(await _body(request))
+    async with _refusals(), sessions.begin() as session:
+        learner = await scim.provision(session, customer_id=customer.id, user=user, actor=_actor(customer), now=now())
+    resource = to_resource(learner, _base(request))
+    return scim_response(resource, 201, headers={"Location": resource["meta"]["location"]})
+
+
+@router.put("/Users/{user_id}")
+async def replace_user(request: Request, user_id: str, customer: Directory, sessions: SessionsDep) -> JSONResponse:
+    user = from_resource(await _body(request))
+    async with _refusals(), sessions.begin() as session:
+        learner = await _learner(session, customer, user_id)
+        await scim.change(session, learner=learner, user=user, actor=_actor(customer), now=now())
+    return scim_response(to_resource(learner, _base(request)))
+
+
+@router.patch("/Users/{user_id}")
+async def patch_user(request: Request, user_id: str, customer: Directory, sessions: SessionsDep) -> JSONResponse:
+    """Entra ID's PATCH: `active` false frees the licence and keeps the learner; true brings it back unlicensed."""
+    body = await _body(request)
+    async with _refusals(), sessions.begin() as session:
+        learner = await _learner(session, customer, user_id)
+        user = apply_patch(to_resource(learner, _base(request)), body)
+        await scim.change(session, learner=learner, user=user, actor=_actor(customer), now=now())
+    return scim_response(to_resource(learner, _base(request)))
+
+
+@router.delete("/Users/{user_id}", status_code=204)
+async def delete_user(user_id: str, customer: Directory, sessions: SessionsDep) -> Response:
+    """Removed from the directory: deleted like the API's delete (the licence is freed)."""
+    async with _refusals(), sessions.begin() as session:
+        learner = await _learner(session, customer, user_id)
+        await learners.delete_learner(
+            session, customer_id=customer.id, learner_id=learner.id, actor=_actor(customer), now=now()
+        )
+    return Response(status_code=204)

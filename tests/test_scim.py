@@ -1,0 +1,293 @@
+"""AD Sync: the request sequences Microsoft documents for Entra ID provisioning, replayed against /scim/v2."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests import factories
+from tests.factories import Tenant
+from tests.test_api_learners import counts, licences_for
+
+SCIM_JSON = {"Content-Type": "application/scim+json"}
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+async def scim_token(api: httpx.AsyncClient, tenant: Tenant) -> str:
+    response = await api.post(f"/customers/{tenant.customer_id}/scim-tokens", headers=tenant.customer_manager.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+@pytest.fixture
+async def scim(app: FastAPI, api: httpx.AsyncClient, tenant: Tenant) -> AsyncIterator[httpx.AsyncClient]:
+    """The customer's directory: /scim/v2 with its token."""
+    headers = {"Authorization": f"Bearer {await scim_token(api, tenant)}", **SCIM_JSON}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver/scim/v2", headers=headers
+    ) as client:
+        yield client
+
+
+def entra_user(
+    user_name: str = "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1@contoso.example",
+    email: str = "Test_User_fd0ea19b@testuser.com",
+) -> dict[str, Any]:
+    """The body Entra ID POSTs (from Microsoft's SCIM provisioning documentation)."""
+    return {
+        "schemas": [USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+        "userName": user_name,
+        "active": True,
+        "emails": [{"primary": True, "type": "work", "value": email}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
+        "roles": [],
+    }
+
+
+async def test_an_unknown_user_is_an_empty_list(scim: httpx.AsyncClient) -> None:
+    response = await scim.get('/Users?filter=userName eq "Test_User_dfeef4c5-5681-4387-b016-bdf221e82081"')
+    assert (
+        response.status_code,
+        response.headers["content-type"],
+        response.json()["totalResults"],
+        response.json()["Resources"],
+    ) == (200, "application/scim+json", 0, [])
+
+
+async def test_entra_creates_a_user_who_takes_a_licence(
+    scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await licences_for(api, tenant, 1)
+    created = await scim.post("/Users", json=entra_user())
+    body = created.json()
+    learner = (
+        await api.get(f"/customers/{tenant.customer_id}/learners/{body['id']}", headers=tenant.customer_manager.headers)
+    ).json()
+    assert (created.status_code, body["userName"], body["active"], body["emails"][0]["value"]) == (
+        201,
+        entra_user()["userName"],
+        True,
+        "test_user_fd0ea19b@testuser.com",
+    )
+    assert (learner["source"], learner["licence_status"]) == ("scim", "active")
+
+
+async def test_entra_finds_the_user_by_username_externalid_and_work_email(scim: httpx.AsyncClient) -> None:
+    created = (await scim.post("/Users", json=entra_user())).json()
+    found = [
+        (await scim.get("/Users", params={"filter": query})).json()["Resources"]
+        for query in (
+            f'userName eq "{entra_user()["userName"]}"',
+            'externalId eq "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"',
+            'emails[type eq "work"].value eq "Test_User_fd0ea19b@testuser.com"',
+            f'userName eq "{entra_user()["userName"]}" and externalId eq "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"',
+        )
+    ]
+    got = await scim.get(f"/Users/{created['id']}")
+    assert [[r["id"] for r in resources] for resources in found] == [[created["id"]]] * 4
+    assert got.json()["id"] == created["id"]
+
+
+async def test_a_second_user_with_the_same_username_is_409_uniqueness(scim: httpx.AsyncClient) -> None:
+    await scim.post("/Users", json=entra_user())
+    again = await scim.post("/Users", json=entra_user())
+    assert (again.status_code, again.json()["scimType"], again.json()["schemas"]) == (
+        409,
+        "uniqueness",
+        ["urn:ietf:params:scim:api:messages:2.0:Error"],
+    )
+
+
+async def test_entra_patches_attributes_in_any_case(scim: httpx.AsyncClient) -> None:
+    created = (await scim.post("/Users", json=entra_user())).json()
+    patched = await scim.patch(
+        f"/Users/{created['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "updatedEmail@microsoft.com"},
+                {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+                {"op": "Add", "path": "displayName", "value": "Updated Name"},
+                {"op": "replace", "value": {"externalId": "new-external-id"}},
+            ],
+        },
+    )
+    body = patched.json()
+    assert (
+        patched.status_code,
+        body["emails"][0]["value"],
+        body["name"]["familyName"],
+        body["displayName"],
+        body["externalId"],
+    ) == (200, "updatedemail@microsoft.com", "updatedFamilyName", "Updated Name", "new-external-id")
+
+
+@pytest.mark.parametrize("inactive", ["False", False], ids=["string", "boolean"])
+async def test_deactivating_frees_the_licence_and_keeps_the_learner(
+    scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant, inactive: object
+) -> None:
+    await licences_for(api, tenant, 1)
+    created = (await scim.post("/Users", json=entra_user())).json()
+    patched = await scim.patch(
+        f"/Users/{created['id']}",
+        json={"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": inactive}]},
+    )
+    still = await scim.get(f"/Users/{created['id']}")
+    seen = await counts(api, tenant)
+    assert (patched.json()["active"], still.status_code, still.json()["active"], seen["available"]) == (
+        False,
+        200,
+        False,
+        1,
+    )
+
+
+async def test_reactivating_brings_the_learner_back_unlicensed(
+    scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await licences_for(api, tenant, 1)
+    created = (await scim.post("/Users", json=entra_user())).json()
+    for active in ("False", "True"):
+        await scim.patch(
+            f"/Users/{created['id']}",
+            json={"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": active}]},
+        )
+    learner = (
+        await api.get(
+            f"/customers/{tenant.customer_id}/learners/{created['id']}", headers=tenant.customer_manager.headers
+        )
+    ).json()
+    assert (learner["active"], learner["licence_status"], (await counts(api, tenant))["available"]) == (
+        True,
+        "unlicensed",
+        1,
+    )
+
+
+async def test_a_deactivated_learner_keeps_its_training_history(
+    scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    created = (await scim.post("/Users", json=entra_user())).json()
+    await api.post(
+        f"/customers/{tenant.customer_id}/learners/{created['id']}/training-records",
+        json={"course": "GDPR basics", "completed_at": "2026-05-01T09:00:00Z", "score": 88},
+        headers=tenant.customer_manager.headers,
+    )
+    await scim.patch(
+        f"/Users/{created['id']}",
+        json={"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]},
+    )
+    report = await api.get(
+        f"/customers/{tenant.customer_id}/reports/training.csv", headers=tenant.customer_manager.headers
+    )
+    assert "GDPR basics" in report.text
+
+
+async def test_put_replaces_the_user(scim: httpx.AsyncClient) -> None:
+    created = (await scim.post("/Users", json=entra_user())).json()
+    replaced = await scim.put(
+        f"/Users/{created['id']}",
+        json={**entra_user(), "displayName": "Replaced", "name": {"givenName": "Re", "familyName": "Placed"}},
+    )
+    assert (replaced.status_code, replaced.json()["displayName"], replaced.json()["name"]["givenName"]) == (
+        200,
+        "Replaced",
+        "Re",
+    )
+
+
+async def test_delete_removes_the_user_and_frees_its_licence(
+    scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await licences_for(api, tenant, 1)
+    created = (await scim.post("/Users", json=entra_user())).json()
+    deleted = await scim.delete(f"/Users/{created['id']}")
+    gone = await scim.get(f"/Users/{created['id']}")
+    assert (deleted.status_code, gone.status_code, (await counts(api, tenant))["available"]) == (204, 404, 1)
+
+
+async def test_paging_with_start_index_and_count(scim: httpx.AsyncClient) -> None:
+    for n in range(5):
+        await scim.post("/Users", json=entra_user(f"user{n}@contoso.example", f"mail{n}@contoso.example"))
+    page = (await scim.get("/Users?startIndex=2&count=2")).json()
+    assert (
+        page["totalResults"],
+        page["startIndex"],
+        page["itemsPerPage"],
+        [r["userName"] for r in page["Resources"]],
+    ) == (5, 2, 2, ["user1@contoso.example", "user2@contoso.example"])
+
+
+async def test_an_unsupported_filter_is_400_invalid_filter(scim: httpx.AsyncClient) -> None:
+    response = await scim.get('/Users?filter=title co "boss"')
+    assert (response.status_code, response.json()["scimType"]) == (400, "invalidFilter")
+
+
+async def test_discovery_endpoints_answer(scim: httpx.AsyncClient) -> None:
+    answers = [
+        await scim.get(path)
+        for path in ("/ServiceProviderConfig", "/ResourceTypes", "/Schemas", "/ResourceTypes/User", f"/Schemas/{USER}")
+    ]
+    config = answers[0].json()
+    assert [a.status_code for a in answers] == [200] * 5
+    assert (config["patch"]["supported"], config["filter"]["supported"], config["bulk"]["supported"]) == (
+        True,
+        True,
+        False,
+    )
+
+
+async def test_one_customers_token_never_sees_another_customers_users(
+    scim: httpx.AsyncClient, app: FastAPI, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    created = (await scim.post("/Users", json=entra_user())).json()
+    other = await factories.tenant(sessions)
+    headers = {"Authorization": f"Bearer {await scim_token(api, other)}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver/scim/v2", headers=headers
+    ) as theirs:
+        answers = [
+            (await theirs.get(f"/Users/{created['id']}")).status_code,
+            (
+                await theirs.patch(
+                    f"/Users/{created['id']}",
+                    json={"Operations": [{"op": "replace", "path": "active", "value": False}]},
+                )
+            ).status_code,
+            (await theirs.delete(f"/Users/{created['id']}")).status_code,
+            (await theirs.get("/Users")).json()["totalResults"],
+        ]
+    assert answers == [404, 404, 404, 0]
+    assert (await scim.get(f"/Users/{created['id']}")).json()["active"] is True
+
+
+async def test_a_revoked_token_is_refused(scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant) -> None:
+    tokens = (
+        await api.get(f"/customers/{tenant.customer_id}/scim-tokens", headers=tenant.customer_manager.headers)
+    ).json()
+    await api.delete(
+        f"/customers/{tenant.customer_id}/scim-tokens/{tokens[0]['id']}", headers=tenant.customer_manager.headers
+    )
+    response = await scim.get("/Users")
+    assert (response.status_code, response.json()["status"]) == (401, "401")
+
+
+async def test_no_token_is_a_scim_401(app: FastAPI) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver/scim/v2") as c:
+        response = await c.get("/Users")
+    assert (response.status_code, response.json()["schemas"]) == (401, ["urn:ietf:params:scim:api:messages:2.0:Error"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"userName": ""}, {"active": True}, {"userName": "nobody"}, {"userName": "a@b.io", "active": "maybe"}, []],
+)
+async def test_bad_users_are_400(scim: httpx.AsyncClient, body: Any) -> None:
+    response = await scim.post("/Users", json=body)
+    assert (response.status_code, response.json()["status"]) == (400, "400")
