@@ -166,7 +166,7 @@ class LearnerCreate(Request):
 
 class LearnerOut(BaseModel):
     id: uuid.UUID
-    email: str
+    email: str | None = Field(description="null only for a person the customer's directory knows without a mailbox")
     name: str
     licence_status: Literal["active", "expired", "unlicensed"]
     licence_expires_at: datetime | None

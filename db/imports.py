@@ -112,7 +112,7 @@ async def _existing(session: AsyncSession, customer_id: uuid.UUID, emails: set[s
     found = await session.execute(
         select(Learner.email).where(Learner.customer_id == customer_id, Learner.email.in_(emails))
     )
-    return set(found.scalars())
+    return {email for email in found.scalars() if email}
 
 
 async def process_batch(sessions: async_sessionmaker[AsyncSession], batch: ImportBatch) -> ImportProgress:

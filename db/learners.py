@@ -67,7 +67,7 @@ async def _partner_of(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUI
 
 @dataclass(frozen=True)
 class NewLearner:
-    email: str  # normalised (lower case) by the caller
+    email: str | None  # normalised (lower case) by the caller
     name: str
     external_id: str | None = None
 

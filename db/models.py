@@ -166,7 +166,8 @@ class Learner(Base):
 
     id: Mapped[uuid.UUID] = _id()
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
-    email: Mapped[str] = mapped_column(String(320))
+    # Learners added by hand or by CSV always have one; a directory may provision a person without a mailbox.
+    email: Mapped[str | None] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(16))
     licence_status: Mapped[str] = mapped_column(String(16))
@@ -179,6 +180,8 @@ class Learner(Base):
     given_name: Mapped[str | None] = mapped_column(String(200))
     family_name: Mapped[str | None] = mapped_column(String(200))
     display_name: Mapped[str | None] = mapped_column(String(200))
+    formatted_name: Mapped[str | None] = mapped_column(String(200))
+    email_primary: Mapped[bool | None]
     updated_at: Mapped[datetime | None]
 
 

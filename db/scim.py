@@ -80,41 +80,43 @@ class DirectoryUser:
     """What the directory says of a person."""
 
     user_name: str
-    email: str
+    email: str | None
     active: bool = True
     external_id: str | None = None
     given_name: str | None = None
     family_name: str | None = None
     display_name: str | None = None
     formatted_name: str | None = None
+    email_primary: bool | None = None  # as the directory marked the work email
 
     @property
     def learner_name(self) -> str:
         joined = " ".join(part for part in (self.given_name, self.family_name) if part)
-        return self.formatted_name or self.display_name or joined or self.user_name.split("@")[0]
+        return (self.formatted_name or self.display_name or joined or self.user_name.split("@")[0])[:200]
 
 
 def as_directory_user(learner: Learner) -> DirectoryUser:
     return DirectoryUser(
-        user_name=learner.user_name or learner.email,
+        user_name=learner.user_name or learner.email or str(learner.id),
         email=learner.email,
         active=learner.active,
         external_id=learner.external_id,
         given_name=learner.given_name,
         family_name=learner.family_name,
         display_name=learner.display_name,
-        formatted_name=learner.name,
+        formatted_name=learner.formatted_name,
+        email_primary=learner.email_primary,
     )
 
 
 async def _refuse_taken(
     session: AsyncSession, customer_id: uuid.UUID, user: DirectoryUser, but: uuid.UUID | None
 ) -> None:
-    user_name, email = user.user_name.lower(), user.email.lower()
-    query = select(Learner.id).where(
-        Learner.customer_id == customer_id,
-        or_(func.lower(Learner.user_name) == user_name, Learner.email == email, Learner.email == user_name),
-    )
+    user_name = user.user_name.lower()
+    same = [func.lower(Learner.user_name) == user_name, Learner.email == user_name]
+    if user.email:
+        same.append(Learner.email == user.email.lower())
+    query = select(Learner.id).where(Learner.customer_id == customer_id, or_(*same))
     if but is not None:
         query = query.where(Learner.id != but)
     if (await session.execute(query)).first():
@@ -123,10 +125,12 @@ async def _refuse_taken(
 
 def _write(learner: Learner, user: DirectoryUser, now: datetime) -> None:
     learner.user_name = user.user_name
-    learner.email = user.email.lower()
+    learner.email = user.email.lower() if user.email else None
     learner.external_id = user.external_id
     learner.given_name, learner.family_name = user.given_name, user.family_name
     learner.display_name = user.display_name
+    learner.formatted_name = user.formatted_name
+    learner.email_primary = user.email_primary
     learner.name = user.learner_name
     learner.updated_at = now
 
@@ -136,7 +140,11 @@ async def provision(
 ) -> Learner:
     """A new person in the directory is a new learner, who takes a free licence automatically."""
     await _refuse_taken(session, customer_id, user, but=None)
-    new = [NewLearner(email=user.email.lower(), name=user.learner_name, external_id=user.external_id)]
+    new = [
+        NewLearner(
+            email=user.email.lower() if user.email else None, name=user.learner_name, external_id=user.external_id
+        )
+    ]
     [learner] = await create_learners(
         session, customer_id=customer_id, new=new, source=LearnerSource.SCIM, actor=actor, now=now
     )
@@ -150,7 +158,7 @@ async def change(
     session: AsyncSession, *, learner: Learner, user: DirectoryUser, actor: Actor, now: datetime
 ) -> Learner:
     """Apply the directory's view of a learner (PUT, or PATCH after its operations)."""
-    if (user.user_name.lower(), user.email.lower()) != ((learner.user_name or learner.email).lower(), learner.email):
+    if (user.user_name.lower(), user.email) != ((learner.user_name or learner.email or "").lower(), learner.email):
         await _refuse_taken(session, learner.customer_id, user, but=learner.id)
     was_active = learner.active
     _write(learner, user, now)

@@ -286,7 +286,13 @@ async def test_no_token_is_a_scim_401(app: FastAPI) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"userName": ""}, {"active": True}, {"userName": "nobody"}, {"userName": "a@b.io", "active": "maybe"}, []],
+    [
+        {"userName": ""},
+        {"active": True},
+        {"userName": "x", "emails": [{"value": "not-an-email"}]},
+        {"userName": "a@b.io", "active": "maybe"},
+        [],
+    ],
 )
 async def test_bad_users_are_400(scim: httpx.AsyncClient, body: Any) -> None:
     response = await scim.post("/Users", json=body)

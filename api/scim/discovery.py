@@ -84,8 +84,9 @@ def user_schema(base_url: str) -> dict[str, Any]:
             _attribute("externalId", case_exact=True),
             _attribute("name", kind="complex", subAttributes=name_parts),
             _attribute("displayName"),
+            # A learner needs an email: the work email, or a userName that is one.
             {**_attribute("emails", kind="complex", subAttributes=email_parts), "multiValued": True},
-            _attribute("active", kind="boolean"),
+            _attribute("active", kind="boolean", required=True),
         ],
         "meta": {"resourceType": "Schema", "location": f"{base_url}/Schemas/{USER_SCHEMA}"},
     }

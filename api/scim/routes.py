@@ -17,7 +17,7 @@ from api.clock import now
 from api.deps import SessionsDep
 from api.scim import discovery, filters
 from api.scim.errors import ScimError, scim_response
-from api.scim.users import USER_SCHEMA, apply_patch, from_resource, to_resource
+from api.scim.users import USER_SCHEMA, apply_patch, from_resource, project, to_resource
 from db import learners, scim
 from db.models import Customer, Learner
 from payloads.common import Actor, Role
@@ -131,6 +131,32 @@ def _filtered(customer: Customer, clauses: list[filters.Equals]) -> Select[Learn
     return query
 
 
+Projection = Annotated[str | None, Query(max_length=1000)]
+
+
+async def _search(
+    request: Request,
+    sessions: SessionsDep,
+    customer: Customer,
+    *,
+    filter_text: str | None,
+    start_index: int,
+    count: int,
+    attributes: str | None,
+    excluded: str | None,
+) -> JSONResponse:
+    start_index, count = max(start_index, 1), min(max(count, 0), discovery.MAX_RESULTS)
+    query = _filtered(customer, filters.parse(filter_text))
+    async with sessions() as session:
+        total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        ordered = query.order_by(Learner.created_at, Learner.id).offset(start_index - 1).limit(count)
+        page = (await session.execute(ordered)).scalars()
+        resources = [
+            project(to_resource(learner, _base(request)), attributes=attributes, excluded=excluded) for learner in page
+        ]
+    return scim_response(discovery.list_response(resources, total=total, start_index=start_index))
+
+
 @router.get("/Users")
 async def list_users(
     request: Request,
@@ -139,23 +165,61 @@ async def list_users(
     filter: Annotated[str | None, Query(max_length=1000)] = None,
     start_index: Annotated[int, Query(alias="startIndex")] = 1,
     count: Annotated[int, Query()] = 100,
+    attributes: Projection = None,
+    excluded_attributes: Annotated[str | None, Query(alias="excludedAttributes", max_length=1000)] = None,
 ) -> JSONResponse:
     """Users, filtered (`userName eq "..."` and the like) and paged with startIndex (1-based) and count."""
-    start_index, count = max(start_index, 1), min(max(count, 0), discovery.MAX_RESULTS)
-    query = _filtered(customer, filters.parse(filter))
-    async with sessions() as session:
-        total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        page = (
-            await session.execute(query.order_by(Learner.created_at, Learner.id).offset(start_index - 1).limit(count))
-        ).scalars()
-        resources = [to_resource(learner, _base(request)) for learner in page]
-    return scim_response(discovery.list_response(resources, total=total, start_index=start_index))
+    return await _search(
+        request,
+        sessions,
+        customer,
+        filter_text=filter,
+        start_index=start_index,
+        count=count,
+        attributes=attributes,
+        excluded=excluded_attributes,
+    )
+
+
+@router.post("/.search")
+@router.post("/Users/.search")
+async def search_users(request: Request, customer: Directory, sessions: SessionsDep) -> JSONResponse:
+    """The same search as GET /Users, with its parameters in a SearchRequest body."""
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise ScimError(400, "the body must be a SearchRequest", "invalidSyntax")
+
+    def joined(value: Any) -> str | None:
+        return ",".join(value) if isinstance(value, list) else value
+
+    try:
+        start_index, count = int(body.get("startIndex", 1)), int(body.get("count", 100))
+    except (TypeError, ValueError):
+        raise ScimError(400, "startIndex and count must be integers", "invalidValue") from None
+    return await _search(
+        request,
+        sessions,
+        customer,
+        filter_text=body.get("filter"),
+        start_index=start_index,
+        count=count,
+        attributes=joined(body.get("attributes")),
+        excluded=joined(body.get("excludedAttributes")),
+    )
 
 
 @router.get("/Users/{user_id}")
-async def get_user(request: Request, user_id: str, customer: Directory, sessions: SessionsDep) -> JSONResponse:
+async def get_user(
+    request: Request,
+    user_id: str,
+    customer: Directory,
+    sessions: SessionsDep,
+    attributes: Projection = None,
+    excluded_attributes: Annotated[str | None, Query(alias="excludedAttributes", max_length=1000)] = None,
+) -> JSONResponse:
     async with sessions() as session:
-        return scim_response(to_resource(await _learner(session, customer, user_id), _base(request)))
+        resource = to_resource(await _learner(session, customer, user_id), _base(request))
+    return scim_response(project(resource, attributes=attributes, excluded=excluded_attributes))
 
 
 @router.post("/Users")
@@ -197,3 +261,16 @@ async def delete_user(user_id: str, customer: Directory, sessions: SessionsDep) 
             session, customer_id=customer.id, learner_id=learner.id, actor=_actor(customer), now=now()
         )
     return Response(status_code=204)
+
+
+_ENDPOINTS = {"serviceproviderconfig", "resourcetypes", "schemas", "users"}
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def unknown(request: Request, path: str) -> JSONResponse:
+    if path.split("/")[0].lower() in _ENDPOINTS:
+        raise ScimError(405, f"{request.method} is not allowed on /scim/v2/{path}")
+    raise ScimError(
+        404,
+        f"/scim/v2/{path} is not a SCIM endpoint of this server (Users, Schemas, ResourceTypes, ServiceProviderConfig)",
+    )

@@ -16,14 +16,14 @@ _PREFIX = USER_SCHEMA.lower() + ":"
 
 def to_resource(learner: Learner, base_url: str) -> dict[str, Any]:
     user = as_directory_user(learner)
-    name = {"formatted": learner.name, "givenName": learner.given_name, "familyName": learner.family_name}
+    name = {"formatted": user.formatted_name, "givenName": user.given_name, "familyName": user.family_name}
     resource: dict[str, Any] = {
         "schemas": [USER_SCHEMA],
         "id": str(learner.id),
         "userName": user.user_name,
-        "name": {key: value for key, value in name.items() if value},
-        "displayName": learner.display_name or learner.name,
-        "emails": [{"value": learner.email, "type": "work", "primary": True}],
+        "name": {key: value for key, value in name.items() if value} or None,
+        "displayName": user.display_name,
+        "emails": [_email(learner.email, learner.email_primary)] if learner.email else None,
         "active": learner.active,
         "meta": {
             "resourceType": "User",
@@ -34,7 +34,13 @@ def to_resource(learner: Learner, base_url: str) -> dict[str, Any]:
     }
     if learner.external_id:
         resource["externalId"] = learner.external_id
-    return resource
+    if learner.source != "scim" and not learner.given_name and not learner.formatted_name:
+        resource["name"] = {"formatted": learner.name}  # a learner added by hand or by CSV
+    return {key: value for key, value in resource.items() if value is not None}
+
+
+def _email(value: str, primary: bool | None) -> dict[str, Any]:
+    return {"value": value, "type": "work", "primary": True if primary is None else primary}
 
 
 def _lower_keys(value: Any) -> Any:
@@ -61,15 +67,16 @@ def _text(value: Any, attribute: str) -> str | None:
     return value.strip()
 
 
-def _work_email(emails: Any) -> str | None:
+def _chosen_email(emails: Any) -> dict[str, Any]:
+    """The work email (or the primary, or the first) of a SCIM `emails` list."""
     if not emails:
-        return None
+        return {}
     if not isinstance(emails, list) or not all(isinstance(e, dict) for e in emails):
         raise ScimError(400, "emails must be a list of {value, type, primary}", "invalidValue")
     chosen = next((e for e in emails if e.get("type") == "work"), None) or next(
         (e for e in emails if e.get("primary") is True), emails[0]
     )
-    return _text(chosen.get("value"), "emails.value")
+    return dict(chosen)
 
 
 def _valid_email(email: str) -> str:
@@ -77,6 +84,14 @@ def _valid_email(email: str) -> str:
         return validate_email(email, check_deliverability=False).normalized.lower()
     except EmailNotValidError as problem:
         raise ScimError(400, f"{email!r} is not a valid email address: {problem}", "invalidValue") from None
+
+
+def _email_or_none(user_name: str) -> str | None:
+    """Entra's userName is usually the UPN, an email; without a work email it is the learner's email."""
+    try:
+        return validate_email(user_name, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
 
 
 def from_resource(body: Any) -> DirectoryUser:
@@ -90,23 +105,28 @@ def from_resource(body: Any) -> DirectoryUser:
     name = user.get("name") or {}
     if not isinstance(name, dict):
         raise ScimError(400, "name must be an object", "invalidValue")
-    email = _work_email(user.get("emails")) or user_name
+    chosen = _chosen_email(user.get("emails"))
+    work_email, primary = _text(chosen.get("value"), "emails.value"), chosen.get("primary")
     return DirectoryUser(
         user_name=user_name,
-        email=_valid_email(email),
+        email=_valid_email(work_email) if work_email else _email_or_none(user_name),
         active=_boolean(user.get("active", True)),
         external_id=_text(user.get("externalid"), "externalId"),
         given_name=_text(name.get("givenname"), "name.givenName"),
         family_name=_text(name.get("familyname"), "name.familyName"),
         display_name=_text(user.get("displayname"), "displayName"),
         formatted_name=_text(name.get("formatted"), "name.formatted"),
+        email_primary=primary if isinstance(primary, bool) else None,
     )
 
 
 def _set(resource: dict[str, Any], path: str, value: Any) -> None:
     path = path.strip().lower().removeprefix(_PREFIX)
     if path in ('emails[type eq "work"].value', "emails.value", 'emails[type eq "work"]'):
-        resource["emails"] = [{"value": value.get("value") if isinstance(value, dict) else value, "type": "work"}]
+        kept = resource.get("emails") or [{}]
+        primary = kept[0].get("primary") if isinstance(kept[0], dict) else None
+        new = value.get("value") if isinstance(value, dict) else value
+        resource["emails"] = [{"value": new, "type": "work", "primary": primary}]
     elif path.startswith("name."):
         resource.setdefault("name", {})[path.removeprefix("name.")] = value
     elif path in ("username", "externalid", "displayname", "active", "name", "emails"):
@@ -120,7 +140,9 @@ def _remove(resource: dict[str, Any], path: str) -> None:
         resource.get("name", {}).pop(path.removeprefix("name."), None)
     elif path in ("externalid", "displayname", "name"):
         resource.pop(path, None)
-    elif path in ("username", "active") or path.startswith("emails"):
+    elif path.startswith("emails"):
+        resource.pop("emails", None)
+    elif path in ("username", "active"):  # required in our schema
         raise ScimError(400, f"{path} cannot be removed", "mutability")
 
 
@@ -150,3 +172,33 @@ def apply_patch(current: dict[str, Any], body: Any) -> DirectoryUser:
         else:
             raise ScimError(400, "an operation without a path needs an object value", "invalidValue")
     return from_resource(resource)
+
+
+_ALWAYS = {"id", "schemas"}
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip().lower().removeprefix(_PREFIX) for n in (text or "").split(",") if n.strip()]
+
+
+def project(resource: dict[str, Any], *, attributes: str | None, excluded: str | None) -> dict[str, Any]:
+    """`attributes` keeps only the named ones (with id and schemas); `excludedAttributes` drops the named ones.
+    Sub-attributes are named as `name.givenName`."""
+    keep, drop = _names(attributes), _names(excluded)
+    if keep:
+        chosen: dict[str, Any] = {}
+        for key, value in resource.items():
+            wanted = [n.partition(".")[2] for n in keep if n.partition(".")[0] == key.lower()]
+            if key in _ALWAYS or "" in wanted:
+                chosen[key] = value
+            elif wanted and isinstance(value, dict):
+                chosen[key] = {k: v for k, v in value.items() if k.lower() in wanted}
+        resource = chosen
+    for name in drop:
+        top, _, sub = name.partition(".")
+        for key in [k for k in resource if k.lower() == top and k not in _ALWAYS]:
+            if sub and isinstance(resource[key], dict):
+                resource[key] = {k: v for k, v in resource[key].items() if k.lower() != sub}
+            elif not sub:
+                del resource[key]
+    return resource

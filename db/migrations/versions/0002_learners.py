@@ -23,7 +23,7 @@ def upgrade() -> None:
         "learners",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("customer_id", sa.Uuid(), nullable=False),
-        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("licence_status", sa.String(length=16), nullable=False),
