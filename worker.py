@@ -6,13 +6,14 @@ import logging
 
 from db.session import create_engine, create_session_factory
 from licensing.config import get_settings
-from licensing.temporal import build_worker, connect
+from licensing.logs import configure as configure_logs
+from licensing.temporal import build_worker, connect, metrics_runtime
 
 
 async def main() -> None:
     settings = get_settings()
     engine = create_engine(settings.database_url)
-    client = await connect(settings)
+    client = await connect(settings, runtime=metrics_runtime(settings.worker_metrics_address))
     worker = build_worker(client, settings, create_session_factory(engine))
     logging.getLogger("licensing.worker").info(
         "worker polling %s on %s (%s)", settings.task_queue, settings.temporal_address, settings.temporal_namespace
@@ -24,6 +25,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logs()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

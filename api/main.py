@@ -8,13 +8,14 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from api import errors
+from api import errors, observability
 from api.routes import activity, customers, imports, learners, orders, partners, reports, scim_tokens, users
 from api.scim import errors as scim_errors
 from api.scim import routes as scim_routes
 from api.scim.errors import ScimError
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings, get_settings
+from licensing.logs import configure as configure_logs
 from licensing.temporal import connect
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def create_app(
         if sessions is None:
             engine = create_engine(settings.database_url)
             app.state.sessions = create_session_factory(engine)
+        if temporal is None:
+            configure_logs()
         app.state.temporal = temporal or await connect(settings)
         try:
             yield
@@ -59,6 +62,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.temporal = temporal
     errors.install(app)
+    observability.install(app)
     app.add_exception_handler(ScimError, scim_errors.handle)
     app.include_router(_routes())
     app.include_router(scim_routes.router)

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     import_max_bytes: int = 20 * 1024 * 1024  # a learners CSV larger than this is refused (413)
     import_max_rows: int = 100_000  # ... and one with more data rows (422)
     import_batch_size: int = 500
+    # The worker's Prometheus endpoint (the Temporal SDK's worker metrics); empty turns it off.
+    worker_metrics_address: str = "127.0.0.1:9464"
 
     @field_validator("licence_term", "trial_term", "order_reminder_after")
     @classmethod

@@ -9,6 +9,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.blocks import BlockActivities
@@ -24,9 +25,20 @@ from workflows.order import LicenceOrderWorkflow
 WORKFLOWS: Sequence[type] = (LicenceOrderWorkflow, LicenceBlockWorkflow, LearnerImportWorkflow)
 
 
-async def connect(settings: Settings) -> Client:
+def metrics_runtime(bind_address: str) -> Runtime | None:
+    """A runtime whose SDK metrics (worker task slots, latencies, failures) Prometheus scrapes at
+    http://ADDRESS/metrics; None keeps the default runtime without an endpoint."""
+    if not bind_address:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind_address)))
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 

@@ -74,6 +74,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "LICENSING_UI_PORT": str(free_port()),
         "LICENSING_SMTP_PORT": str(free_port()),
         "LICENSING_API_PORT": str(free_port()),
+        "LICENSING_WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
     }
 
 

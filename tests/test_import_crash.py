@@ -22,6 +22,7 @@ from db.models import Learner
 from licensing.config import Settings
 from tests import factories
 from tests.factories import Tenant
+from tests.smtp_server import free_port
 from tests.test_learner_import import csv_of
 
 ROWS = 50_000
@@ -54,6 +55,7 @@ def start_worker(dev_server: WorkflowEnvironment, settings: Settings) -> subproc
         "LICENSING_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
         "LICENSING_TASK_QUEUE": settings.task_queue,
         "LICENSING_SMTP_PORT": str(settings.smtp_port),
+        "LICENSING_WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
     }
     return subprocess.Popen(
         [sys.executable, str(Path(ROOT) / "worker.py")],

@@ -1,0 +1,85 @@
+"""What operators watch: /healthz (the process is up), /readyz (the database and Temporal answer), /metrics
+(Prometheus: HTTP requests by route and status, and their latency), and a request id on every answer and log line."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from licensing.logs import request_id
+
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter(
+    "licensing_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=REGISTRY
+)
+LATENCY = Histogram(
+    "licensing_http_request_seconds", "Time to answer an HTTP request", ["method", "route"], registry=REGISTRY
+)
+CHECK_SECONDS = 3.0
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+async def _database(request: Request) -> str | None:
+    try:
+        async with asyncio.timeout(CHECK_SECONDS), request.app.state.sessions() as session:
+            await session.execute(text("SELECT 1"))
+        return None
+    except Exception as problem:
+        return f"database: {type(problem).__name__}: {problem}"[:300]
+
+
+async def _temporal(request: Request) -> str | None:
+    client = request.app.state.temporal
+    if client is None:
+        return "temporal: not connected"
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            await client.service_client.check_health()
+        return None
+    except Exception as problem:
+        return f"temporal: {type(problem).__name__}: {problem}"[:300]
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database and Temporal both answer; 503 naming what does not."""
+    problems = [p for p in await asyncio.gather(_database(request), _temporal(request)) if p]
+    if problems:
+        return JSONResponse({"status": "unavailable", "detail": "; ".join(problems)}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def install(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        given = request.headers.get("x-request-id", "")
+        token = request_id.set(given[:100] if given else uuid.uuid4().hex)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        response.headers["X-Request-ID"] = request_id.get() or ""
+        request_id.reset(token)
+        return response
+
+    app.include_router(router)
