@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean histories
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+## Capture fresh workflow histories into tests/histories/ (see docs/changing-workflows.md).
+histories: $(STAMP)
+	$(BIN)/python -m scripts.capture_histories
 
 clean:
 	rm -rf $(VENV) var

@@ -1,0 +1,153 @@
+"""Capture fresh histories of every workflow type, open and closed, into tests/histories/ for the replay test.
+
+Run `make histories` (or `.venv/bin/python -m scripts.capture_histories`) after changing a workflow *on purpose*
+and commit the new files beside the old ones: old histories must keep replaying (see docs/changing-workflows.md).
+It starts its own Temporal dev server, SQLite database and SMTP sink; nothing else is needed.
+"""
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from db.migrate import ROOT, upgrade_to_head
+from db.session import create_engine, create_session_factory
+from licensing.config import Settings
+from licensing.temporal import build_worker
+from payloads.blocks import ExpireNow
+from payloads.common import SYSTEM
+from tests import factories
+from tests.smtp_server import SmtpServer
+from workflows.block import LicenceBlockWorkflow
+from workflows.search import ALL_KEYS
+
+OUT = ROOT / "tests" / "histories"
+
+
+async def _until(check: Callable[[], Awaitable[bool]], seconds: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("the workflow did not get there in time")
+        await asyncio.sleep(0.2)
+
+
+async def _save(client: Client, workflow_id: str, name: str) -> None:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json())
+    print(f"saved {name}.json ({len(history.events)} events)")
+
+
+async def _closed(handle: WorkflowHandle[Any, Any]) -> bool:
+    return (await handle.describe()).close_time is not None
+
+
+async def capture(workdir: Path) -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=shutil.which("temporal", path=str(Path(sys.executable).parent)),
+        data_converter=pydantic_data_converter,
+        search_attributes=ALL_KEYS,
+    )
+    url = f"sqlite:///{workdir / 'licensing.db'}"
+    upgrade_to_head(url)
+    engine = create_engine(url)
+    sessions = create_session_factory(engine)
+    with SmtpServer() as smtp:
+        settings = Settings(
+            database_url=url,
+            task_queue="capture",
+            smtp_port=smtp.port,
+            licence_term="PT4S",
+            renewal_reminders="PT2S",
+            order_reminder_after="PT1S",
+            trial_term="P14D",
+        )
+        app = create_app(settings, sessions=sessions, temporal=env.client)
+        async with (
+            build_worker(env.client, settings, sessions),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://capture/api/v1") as api,
+        ):
+            await _scenarios(env.client, api, sessions)
+    await engine.dispose()
+    await env.shutdown()
+
+
+async def _scenarios(client: Client, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]) -> None:
+    tenant = await factories.tenant(sessions)
+    pm, cm = tenant.partner_manager.headers, tenant.customer_manager.headers
+    orders = f"/customers/{tenant.customer_id}/licence-orders"
+
+    waiting = (await api.post(orders, json={"quantity": 2}, headers=cm)).json()
+    waiting_id = f"licence-order-{waiting['id']}"
+    await asyncio.sleep(2.5)  # two reminders go out while it waits
+    await _save(client, waiting_id, "order-waiting-open")
+
+    assigned = (await api.post(f"/licence-orders/{waiting['id']}/assign", headers=pm)).json()
+    await _until(lambda: _closed(client.get_workflow_handle(waiting_id)))
+    await _save(client, waiting_id, "order-assigned-closed")
+
+    rejected = (await api.post(orders, json={"quantity": 3}, headers=cm)).json()
+    await api.post(f"/licence-orders/{rejected['id']}/reject", json={"reason": "budget"}, headers=pm)
+    await _until(lambda: _closed(client.get_workflow_handle(f"licence-order-{rejected['id']}")))
+    await _save(client, f"licence-order-{rejected['id']}", "order-rejected-closed")
+
+    cancelled = (await api.post(orders, json={"quantity": 1}, headers=cm)).json()
+    await api.post(f"/licence-orders/{cancelled['id']}/cancel", headers=cm)
+    await _until(lambda: _closed(client.get_workflow_handle(f"licence-order-{cancelled['id']}")))
+    await _save(client, f"licence-order-{cancelled['id']}", "order-cancelled-closed")
+
+    block_id = f"licence-block-{assigned['block']['id']}"
+    await api.post(
+        f"/customers/{tenant.customer_id}/learners", json={"email": "lee@example.com", "name": "Lee"}, headers=cm
+    )
+    await _until(lambda: _closed(client.get_workflow_handle(block_id)))
+    await _save(client, block_id, "block-expired-closed")
+
+    trial = (
+        await api.post(
+            f"/partners/{tenant.partner_id}/customers",
+            json={"name": f"Trial {uuid.uuid4().hex[:6]}", "account_type": "trial"},
+            headers=pm,
+        )
+    ).json()
+    trial_blocks = (await api.get(f"/customers/{trial['id']}/licences", headers=pm)).json()["blocks"]
+    trial_id = f"licence-block-{trial_blocks[0]['id']}"
+    await _save(client, trial_id, "block-running-open")
+    await client.get_workflow_handle_for(LicenceBlockWorkflow.run, trial_id).execute_update(
+        LicenceBlockWorkflow.expire_now, ExpireNow(actor=SYSTEM)
+    )
+    await _until(lambda: _closed(client.get_workflow_handle(trial_id)))
+    await _save(client, trial_id, "block-expired-early-closed")
+
+    csv = b"email,name\r\n" + b"".join(b"p%d@example.com,P %d\r\n" % (n, n) for n in range(5)) + b"bad,Bad\r\n"
+    started = (
+        await api.post(
+            f"/customers/{tenant.customer_id}/learner-imports",
+            files={"file": ("staff.csv", csv, "text/csv")},
+            headers=cm,
+        )
+    ).json()
+    import_id = f"learner-import-{started['id']}"
+    await _until(lambda: _closed(client.get_workflow_handle(import_id)))
+    await _save(client, import_id, "import-finished-closed")
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        asyncio.run(capture(Path(workdir)))
+
+
+if __name__ == "__main__":
+    main()
