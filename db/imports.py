@@ -75,7 +75,7 @@ async def store_upload(
     return upload
 
 
-def _progress(upload: LearnerImport) -> ImportProgress:
+def progress_of(upload: LearnerImport) -> ImportProgress:
     return ImportProgress(
         import_id=upload.id,
         total_rows=upload.total_rows,
@@ -121,7 +121,7 @@ async def process_batch(sessions: async_sessionmaker[AsyncSession], batch: Impor
         if upload is None:
             raise NotFound(f"learner import {batch.import_id} does not exist")
         if upload.status == "finished":
-            return _progress(upload)
+            return progress_of(upload)
         rows = list(
             (
                 await session.execute(
@@ -167,7 +167,7 @@ async def process_batch(sessions: async_sessionmaker[AsyncSession], batch: Impor
         if not rows or upload.processed_rows >= upload.total_rows:
             upload.status = "finished"
             upload.finished_at = batch.at
-        return _progress(upload)
+        return progress_of(upload)
 
 
 async def get_import(session: AsyncSession, customer_id: uuid.UUID, import_id: uuid.UUID) -> LearnerImport:

@@ -1,39 +1,57 @@
-"""The operator CLI: `licensing create-operator --email E`, and `licensing dev` for the embedded stack."""
+"""The operator CLI, `licensing`. It works through the same data functions and workflows as the API."""
 
 import asyncio
+import uuid
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from email_validator import EmailNotValidError, validate_email
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from db import directory
 from db.migrate import upgrade_to_head
-from db.session import create_engine, create_session_factory
+from licensing import operator
 from licensing.config import get_settings
+from mail.smtp import PermanentFailure, TemporaryFailure
 from payloads.common import SYSTEM, Role
-from rules.errors import Conflict
+from rules.errors import LicensingError
 
 app = typer.Typer(help="Partner Licensing: operator commands.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+By = Annotated[str, typer.Option("--by", help="the email of the operator doing this (recorded in the audit trail)")]
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run one command's work; a refusal is printed for a person and exits 1."""
+    try:
+        return asyncio.run(work)
+    except LicensingError as refusal:
+        typer.echo(f"error: {refusal.message}", err=True)
+        raise typer.Exit(code=1) from None
+    except (TemporaryFailure, PermanentFailure) as problem:
+        typer.echo(f"error: the SMTP server refused: {problem}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 async def _create_operator(email: str, name: str) -> str:
-    engine = create_engine(get_settings().database_url)
-    try:
-        async with create_session_factory(engine).begin() as session:
-            _, token = await directory.create_user(
-                session,
-                email=email,
-                name=name,
-                role=Role.OPERATOR,
-                partner_id=None,
-                customer_id=None,
-                actor=SYSTEM,
-                at=datetime.now(UTC),
-            )
-        return token
-    finally:
-        await engine.dispose()
+    async with operator.database(get_settings()) as sessions, sessions.begin() as session:
+        _, token = await directory.create_user(
+            session,
+            email=email,
+            name=name,
+            role=Role.OPERATOR,
+            partner_id=None,
+            customer_id=None,
+            actor=SYSTEM,
+            at=datetime.now(UTC),
+        )
+    return token
 
 
 @app.command("create-operator")
@@ -47,14 +65,102 @@ def create_operator(
     except EmailNotValidError as problem:
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(code=2) from None
-    settings = get_settings()
-    upgrade_to_head(settings.database_url)
-    try:
-        token = asyncio.run(_create_operator(email, name))
-    except Conflict as refusal:
-        typer.echo(f"error: {refusal.message}", err=True)
-        raise typer.Exit(code=1) from None
-    typer.echo(token)
+    upgrade_to_head(get_settings().database_url)
+    typer.echo(_run(_create_operator(email, name)))
+
+
+@app.command()
+def partners() -> None:
+    """List the partners and their licence stock."""
+    table = Table("id", "name", "licence stock")
+    for partner in _run(operator.partners(get_settings())):
+        table.add_row(str(partner.id), partner.name, str(partner.licence_stock))
+    console.print(table)
+
+
+@app.command("create-partner")
+def create_partner(name: str, by: By) -> None:
+    """Create a partner (with no stock yet)."""
+    partner = _run(operator.create_partner(get_settings(), name, by))
+    typer.echo(str(partner.id))
+
+
+@app.command("credit-stock")
+def credit_stock(
+    partner_id: uuid.UUID,
+    quantity: Annotated[int, typer.Argument(min=1, max=1_000_000, help="licences bought")],
+    reference: Annotated[str, typer.Option(help="the purchase reference; each is credited once")],
+    by: By,
+) -> None:
+    """Credit a partner's licence stock with a purchase."""
+    stock = _run(operator.credit_stock(get_settings(), partner_id, quantity, reference, by))
+    typer.echo(f"licence stock is now {stock}")
+
+
+@app.command("requested-orders")
+def requested_orders(partner_id: uuid.UUID) -> None:
+    """A partner's Requested Orders: what waits for its managers to assign or reject."""
+    table = Table("order", "customer", "licences", "requested at")
+    for order in _run(operator.requested_orders(get_settings(), partner_id)):
+        table.add_row(str(order.id), str(order.customer_id), str(order.quantity), order.requested_at.isoformat())
+    console.print(table)
+
+
+@app.command()
+def licences(customer_id: uuid.UUID) -> None:
+    """A customer's licences: the counts, and each block with its term."""
+    found = _run(operator.customer_licences(get_settings(), customer_id))
+    counts = found.counts
+    console.print(
+        f"total {sum(counts.values())}: available {counts['available']}, allocated {counts['allocated']}, "
+        f"expired {counts['expired']}"
+    )
+    table = Table("block", "kind", "licences", "starts", "expires", "status")
+    for block in found.blocks:
+        table.add_row(
+            str(block.id),
+            block.kind,
+            str(block.quantity),
+            block.starts_at.isoformat(),
+            block.expires_at.isoformat(),
+            block.status,
+        )
+    console.print(table)
+
+
+@app.command("import-csv")
+def import_csv(
+    customer_id: uuid.UUID, path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)], by: By
+) -> None:
+    """Import a CSV of learners (email,name) for a customer, with a progress bar. The worker must be running."""
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("rows", total=None)
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = _run(operator.import_csv(get_settings(), customer_id, path, by, show))
+    console.print(
+        f"{result.created} learners created ({result.licensed} licensed, {result.unlicensed} unlicensed), "
+        f"{result.failed} rows refused; see GET /api/v1/customers/{customer_id}/learner-imports/{result.import_id}"
+    )
+
+
+@app.command("failed-emails")
+def failed_emails() -> None:
+    """Emails the SMTP server refused for good (or after every retry)."""
+    table = Table("id", "to", "subject", "attempts", "last error")
+    for email in _run(operator.failed_emails(get_settings())):
+        table.add_row(str(email.id), email.recipient, email.subject, str(email.attempts), email.last_error or "")
+    console.print(table)
+
+
+@app.command("resend-email")
+def resend_email(email_id: uuid.UUID) -> None:
+    """Send a failed email again once its cause is fixed (same message, same Message-ID)."""
+    _run(operator.resend_email(get_settings(), email_id))
+    typer.echo("sent")
 
 
 @app.command()

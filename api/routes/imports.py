@@ -10,11 +10,9 @@ from api.deps import CurrentUser, SessionDep, SessionsDep, SettingsDep, Temporal
 from api.schemas import ImportOut, ImportRowError
 from db import directory, imports
 from db.models import LearnerImport
-from payloads.imports import LearnerImportInput
+from licensing.imports import start_import
 from rules.errors import InvalidInput, TooLarge
 from rules.learner_csv import read_rows
-from workflows import search
-from workflows.learner_import import LearnerImportWorkflow, import_workflow_id
 
 router = APIRouter(tags=["learner imports"])
 MAX_ERRORS_SHOWN = 1000
@@ -73,21 +71,7 @@ async def import_learners(
         )
         if upload.total_rows == 0:
             raise InvalidInput("the file has a header but no rows of learners")
-    await temporal.start_workflow(
-        LearnerImportWorkflow.run,
-        LearnerImportInput(
-            import_id=upload.id,
-            partner_id=customer.partner_id,
-            customer_id=customer.id,
-            total_rows=upload.total_rows,
-            actor=actor,
-            batch_size=settings.import_batch_size,
-        ),
-        id=import_workflow_id(upload.id),
-        task_queue=settings.task_queue,
-        search_attributes=search.for_customer(customer.partner_id, customer.id),
-        static_summary=f"Learner import: {upload.total_rows} rows",
-    )
+    await start_import(temporal, settings, customer, upload, actor)
     async with sessions() as session:
         return await _out(session, await imports.get_import(session, customer_id, upload.id))
 

@@ -1,0 +1,152 @@
+"""What the operator CLI does, through the same data functions and workflow starters as the API."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import directory, imports, outbox
+from db.models import LicenceBlock, LicenceOrder, OutboxEmail, Partner, User
+from db.session import create_engine, create_session_factory
+from licensing.config import Settings
+from licensing.imports import start_import
+from licensing.temporal import connect
+from mail import smtp
+from payloads.common import Actor, Role
+from payloads.imports import ImportProgress
+from rules.errors import NotFound
+from rules.learner_csv import read_rows
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(settings.database_url)
+    try:
+        yield create_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+async def acting_user(session: AsyncSession, email: str) -> Actor:
+    """The person a change is recorded against (`--by EMAIL`)."""
+    user = (await session.execute(select(User).where(User.email == email.lower()))).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no user with email {email}; use an operator's email")
+    return Actor(user_id=user.id, role=Role(user.role))
+
+
+async def partners(settings: Settings) -> list[Partner]:
+    async with database(settings) as sessions, sessions() as session:
+        return list((await session.execute(select(Partner).order_by(Partner.name))).scalars())
+
+
+async def create_partner(settings: Settings, name: str, by: str) -> Partner:
+    async with database(settings) as sessions, sessions.begin() as session:
+        return await directory.create_partner(session, name=name, actor=await acting_user(session, by), at=now())
+
+
+async def credit_stock(settings: Settings, partner_id: uuid.UUID, quantity: int, reference: str, by: str) -> int:
+    async with database(settings) as sessions, sessions.begin() as session:
+        await directory.get_partner(session, partner_id)
+        return await directory.credit_stock(
+            session,
+            partner_id=partner_id,
+            quantity=quantity,
+            reference=reference,
+            actor=await acting_user(session, by),
+            at=now(),
+        )
+
+
+async def requested_orders(settings: Settings, partner_id: uuid.UUID) -> list[LicenceOrder]:
+    async with database(settings) as sessions, sessions() as session:
+        await directory.get_partner(session, partner_id)
+        query = select(LicenceOrder).where(LicenceOrder.partner_id == partner_id, LicenceOrder.status == "requested")
+        return list((await session.execute(query.order_by(LicenceOrder.requested_at))).scalars())
+
+
+@dataclass(frozen=True)
+class Licences:
+    counts: dict[str, int]
+    blocks: list[LicenceBlock]
+
+
+async def customer_licences(settings: Settings, customer_id: uuid.UUID) -> Licences:
+    async with database(settings) as sessions, sessions() as session:
+        await directory.get_customer(session, customer_id)
+        counts = (await directory.licence_counts(session, [customer_id]))[customer_id]
+        query = select(LicenceBlock).where(LicenceBlock.customer_id == customer_id).order_by(LicenceBlock.expires_at)
+        return Licences(counts=counts, blocks=list((await session.execute(query)).scalars()))
+
+
+async def import_csv(
+    settings: Settings, customer_id: uuid.UUID, path: Path, by: str, progress: Callable[[int, int], None]
+) -> ImportProgress:
+    """Store the file and start its import workflow, as the API does; report progress until it finishes."""
+    async with database(settings) as sessions:
+        async with sessions.begin() as session:
+            customer = await directory.get_customer(session, customer_id)
+            actor = await acting_user(session, by)
+            with path.open("rb") as stream:
+                upload = await imports.store_upload(
+                    session,
+                    customer_id=customer_id,
+                    filename=path.name,
+                    rows=read_rows(stream, max_rows=settings.import_max_rows),
+                    actor=actor,
+                    now=now(),
+                )
+        await start_import(await connect(settings), settings, customer, upload, actor)
+        while True:
+            async with sessions() as session:
+                current = await imports.get_import(session, customer_id, upload.id)
+            progress(current.processed_rows, current.total_rows)
+            if current.status == "finished":
+                return imports.progress_of(current)
+            await asyncio.sleep(0.5)
+
+
+async def failed_emails(settings: Settings) -> list[OutboxEmail]:
+    async with database(settings) as sessions, sessions() as session:
+        query = select(OutboxEmail).where(OutboxEmail.status == "failed").order_by(OutboxEmail.created_at)
+        return list((await session.execute(query)).scalars())
+
+
+async def resend_email(settings: Settings, email_id: uuid.UUID) -> None:
+    """Send a failed email again, once its cause is fixed: same message, same Message-ID."""
+    async with database(settings) as sessions:
+        email = await outbox.load(sessions, email_id)
+        if email.status != "failed":
+            raise NotFound(f"email {email_id} has not failed (it is {email.status})")
+        async with sessions.begin() as session:
+            await session.execute(update(OutboxEmail).where(OutboxEmail.id == email_id).values(status="pending"))
+        envelope = smtp.Envelope(
+            message_id=email.message_id,
+            mail_from=settings.mail_from,
+            recipient=email.recipient,
+            subject=email.subject,
+            text=email.text_body,
+            html=email.html_body,
+            created_at=email.created_at,
+        )
+        try:
+            await smtp.send(
+                envelope,
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                timeout_seconds=settings.smtp_timeout_seconds,
+            )
+        except (smtp.TemporaryFailure, smtp.PermanentFailure) as problem:
+            await outbox.settle(sessions, email_id, status="failed", at=now(), error=str(problem))
+            raise
+        await outbox.settle(sessions, email_id, status="sent", at=now())

@@ -1,0 +1,105 @@
+"""The operator CLI, run as an operator runs it: a process with the service's settings."""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from licensing.config import Settings
+from tests.factories import Tenant
+from tests.smtp_server import SmtpServer
+from tests.test_api_orders import request_licences
+
+LICENSING = str(Path(sys.executable).parent / "licensing")
+
+
+@pytest.fixture
+def cli_env(settings: Settings, dev_server: WorkflowEnvironment) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LICENSING_DATABASE_URL": settings.database_url,
+        "LICENSING_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "LICENSING_TASK_QUEUE": settings.task_queue,
+        "LICENSING_SMTP_PORT": str(settings.smtp_port),
+        "COLUMNS": "200",
+    }
+
+
+async def licensing(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        LICENSING, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def operator_email(cli_env: dict[str, str]) -> str:
+    email = f"ops-{os.urandom(3).hex()}@example.com"
+    code, _, err = await licensing(cli_env, "create-operator", "--email", email)
+    assert code == 0, err
+    return email
+
+
+async def test_create_a_partner_and_credit_its_stock(cli_env: dict[str, str], operator_email: str) -> None:
+    name = f"CLI Partner {os.urandom(3).hex()}"
+    _, partner_id, _ = await licensing(cli_env, "create-partner", name, "--by", operator_email)
+    _, credited, _ = await licensing(
+        cli_env, "credit-stock", partner_id.strip(), "40", "--reference", "PO-9", "--by", operator_email
+    )
+    again = await licensing(
+        cli_env, "credit-stock", partner_id.strip(), "40", "--reference", "PO-9", "--by", operator_email
+    )
+    _, listed, _ = await licensing(cli_env, "partners")
+    assert (credited.strip(), again[0], "already credited" in again[2]) == ("licence stock is now 40", 1, True)
+    assert name in listed and partner_id.strip() in listed
+
+
+async def test_requested_orders_and_a_customers_licences(
+    cli_env: dict[str, str], api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    waiting = await request_licences(api, tenant, 3)
+    assigned = await request_licences(api, tenant, 2)
+    await api.post(f"/licence-orders/{assigned['id']}/assign", headers=tenant.partner_manager.headers)
+    _, orders, _ = await licensing(cli_env, "requested-orders", str(tenant.partner_id))
+    _, licences, _ = await licensing(cli_env, "licences", str(tenant.customer_id))
+    assert (waiting["id"] in orders, assigned["id"] in orders) == (True, False)
+    assert "total 2: available 2, allocated 0, expired 0" in licences
+
+
+async def test_import_a_csv_with_a_progress_bar(
+    cli_env: dict[str, str], api: httpx.AsyncClient, tenant: Tenant, tmp_path: Path
+) -> None:
+    staff = tmp_path / "staff.csv"
+    staff.write_bytes(b"email;name\r\nann@example.com;Ann\r\nbob@example.com;Bob\r\nnope;Nope\r\n")
+    code, out, err = await licensing(
+        cli_env, "import-csv", str(tenant.customer_id), str(staff), "--by", tenant.customer_manager.email
+    )
+    learners = await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
+    assert (code, "2 learners created" in out, "1 rows refused" in out) == (0, True, True), err
+    assert len(learners.json()["items"]) == 2
+
+
+async def test_an_unknown_partner_is_a_clear_error(cli_env: dict[str, str]) -> None:
+    code, _, err = await licensing(cli_env, "requested-orders", "00000000-0000-0000-0000-000000000000")
+    assert (code, err.strip()) == (1, "error: partner 00000000-0000-0000-0000-000000000000 not found")
+
+
+async def test_a_failed_email_is_listed_and_sent_again(
+    cli_env: dict[str, str], api: httpx.AsyncClient, tenant: Tenant, smtp: SmtpServer
+) -> None:
+    smtp.inbox.refusals.append("550 5.1.1 mailbox unknown")
+    await request_licences(api, tenant, 1)
+    for _ in range(100):
+        code, failed, _ = await licensing(cli_env, "failed-emails")
+        if tenant.partner_manager.email in failed:
+            break
+        await asyncio.sleep(0.1)
+    email_id = next(line.split()[1] for line in failed.splitlines() if tenant.partner_manager.email in line)
+    code, out, err = await licensing(cli_env, "resend-email", email_id)
+    assert (code, out.strip(), len(smtp.inbox.to(tenant.partner_manager.email))) == (0, "sent", 1), err
