@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.factories import Tenant
@@ -75,3 +76,37 @@ async def _find(env: WorkflowEnvironment, query: str) -> list[str]:
             return found
         await asyncio.sleep(0.1)
     return []
+
+
+async def test_licence_terms_and_imports_carry_the_tenant_and_a_summary_without_personal_data(
+    api: httpx.AsyncClient, dev_server: WorkflowEnvironment, tenant: Tenant
+) -> None:
+    order = await request_licences(api, tenant, 2)
+    block_id = (await api.post(f"/licence-orders/{order['id']}/assign", headers=tenant.partner_manager.headers)).json()[
+        "block"
+    ]["id"]
+    started = await api.post(
+        f"/customers/{tenant.customer_id}/learner-imports",
+        files={"file": ("staff.csv", b"email,name\r\nann@example.com,Ann Example\r\n", "text/csv")},
+        headers=tenant.customer_manager.headers,
+    )
+    shown = []
+    for workflow_id in (f"licence-block-{block_id}", f"learner-import-{started.json()['id']}"):
+        for _ in range(100):  # the term starts just after the assignment answers
+            try:
+                described = await dev_server.client.get_workflow_handle(workflow_id).describe()
+                break
+            except RPCError:
+                await asyncio.sleep(0.1)
+        attributes = described.typed_search_attributes
+        shown.append(
+            (
+                attributes.get(PARTNER_ID),
+                attributes.get(CUSTOMER_ID),
+                await described.static_summary(),
+                await described.static_details(),
+            )
+        )
+    assert [s[:2] for s in shown] == [(str(tenant.partner_id), str(tenant.customer_id))] * 2
+    assert [s[2] for s in shown] == ["Licence term: 2 premium licences", "Learner import: 1 rows"]
+    assert not any("@" in str(s) or "Ann" in str(s) for s in shown)
