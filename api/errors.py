@@ -5,7 +5,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -93,6 +93,11 @@ def install(app: FastAPI) -> None:
     async def _integrity(_: Request, error: IntegrityError) -> JSONResponse:
         log.info("refused a write that conflicts with existing data: %s", error.orig)
         return _detail(409, "this conflicts with data that already exists (it may have been created just now)")
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, error: DataError) -> JSONResponse:
+        log.info("refused a value the database cannot store: %s", error.orig)
+        return _detail(422, "a value is too long or holds characters that cannot be stored")
 
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, error: OperationalError) -> JSONResponse:

@@ -37,8 +37,11 @@ def page_request(
 def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         at, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(at), uuid.UUID(ident)
-    except (ValueError, TypeError) as problem:
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("the cursor's time has no zone")
+        return moment, uuid.UUID(ident)
+    except (ValueError, TypeError, RecursionError) as problem:
         raise BadCursor("cursor is not one this API gave out; start again without it") from problem
 
 

@@ -4,13 +4,31 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from payloads.common import Role
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+def _storable(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+Storable = AfterValidator(_storable)
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable]
+Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), Storable]
+Course = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), Storable]
 MAX_STOCK_CREDIT = 1_000_000
 
 
@@ -200,7 +218,7 @@ class AllocationOut(BaseModel):
 
 
 class TrainingRecordCreate(Request):
-    course: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    course: Course
     completed_at: AwareDatetime
     score: int = Field(strict=True, ge=0, le=100)
 

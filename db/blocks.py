@@ -60,9 +60,13 @@ async def expire_block(sessions: async_sessionmaker[AsyncSession], data: ExpireB
             raise NotFound(f"licence block {data.block_id} does not exist")
         if block.status == "expired":
             return await _what_expired(session, block)
-        holders = select(Licence.learner_id).where(
-            Licence.block_id == block.id, Licence.status == LicenceStatus.ALLOCATED.value
+        # Lock every live licence of the block first: an allocation in flight finishes (and is seen) or skips them.
+        live = await session.execute(
+            select(Licence.learner_id)
+            .where(Licence.block_id == block.id, Licence.status != LicenceStatus.EXPIRED.value)
+            .with_for_update()
         )
+        holders = [learner_id for learner_id in live.scalars() if learner_id is not None]
         learners = await session.execute(
             update(Learner).where(Learner.id.in_(holders)).values(licence_status=LearnerStatus.EXPIRED.value)
         )

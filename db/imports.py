@@ -147,7 +147,7 @@ async def process_batch(sessions: async_sessionmaker[AsyncSession], batch: Impor
             if problem is not None:
                 errors.append({"import_id": upload.id, "row": r.row, "message": problem[:500]})
                 continue
-            new.append(NewLearner(email=r.email, name=r.name or r.email.split("@")[0]))
+            new.append(NewLearner(email=r.email, name=(r.name or r.email.split("@")[0])[:200]))
         created = await create_learners(
             session,
             customer_id=upload.customer_id,

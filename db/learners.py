@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
@@ -36,19 +36,6 @@ async def _free_licences(session: AsyncSession, customer_id: uuid.UUID, *, now: 
         .with_for_update(skip_locked=True)
     )
     return list((await session.execute(query)).scalars())
-
-
-async def count_free_licences(session: AsyncSession, customer_id: uuid.UUID, *, now: datetime) -> int:
-    query = (
-        select(func.count())
-        .select_from(Licence)
-        .where(
-            Licence.customer_id == customer_id,
-            Licence.status == LicenceStatus.AVAILABLE.value,
-            Licence.expires_at > now,
-        )
-    )
-    return int((await session.execute(query)).scalar_one())
 
 
 async def _hold(session: AsyncSession, licence: Licence, learner: Learner, *, now: datetime) -> None:
@@ -141,8 +128,11 @@ async def add_learner(
     return learner
 
 
-async def get_learner(session: AsyncSession, customer_id: uuid.UUID, learner_id: uuid.UUID) -> Learner:
-    learner = await session.get(Learner, learner_id)
+async def get_learner(
+    session: AsyncSession, customer_id: uuid.UUID, learner_id: uuid.UUID, *, for_update: bool = False
+) -> Learner:
+    """The customer's learner; `for_update` locks it (and reloads it) for a change that depends on its state."""
+    learner = await session.get(Learner, learner_id, with_for_update=for_update, populate_existing=for_update)
     if learner is None or learner.customer_id != customer_id:
         raise NotFound(f"learner {learner_id} not found")
     return learner
@@ -199,8 +189,8 @@ async def allocate(
         assert every is not None
         learners = await _all_with_status(session, customer_id, every)
     free = await _free_licences(session, customer_id, now=now, count=len(learners))
-    if len(free) < len(learners):
-        check_allocation(asked=len(learners), available=await count_free_licences(session, customer_id, now=now))
+    # What could be locked is what is free for us: on PostgreSQL another transaction may hold some for a moment.
+    check_allocation(asked=len(learners), available=len(free))
     partner_id = await _partner_of(session, customer_id)
     for learner, licence in zip(learners, free, strict=False):
         await _hold(session, licence, learner, now=now)
@@ -233,7 +223,7 @@ async def delete_learner(
     session: AsyncSession, *, customer_id: uuid.UUID, learner_id: uuid.UUID, actor: Actor, now: datetime
 ) -> None:
     """Delete a learner and its training records; its licence is free again, with the term it had left."""
-    learner = await get_learner(session, customer_id, learner_id)
+    learner = await get_learner(session, customer_id, learner_id, for_update=True)
     licence_id = await release_licence(session, learner)
     records = await session.execute(delete(TrainingRecord).where(TrainingRecord.learner_id == learner.id))
     await session.delete(learner)

@@ -5,6 +5,7 @@ so a large file is read in bounded memory."""
 import codecs
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -62,7 +63,7 @@ def read_rows(stream: BinaryIO, *, max_rows: int) -> Iterator[CsvRow]:
         if email_at is None:
             raise InvalidInput(f"no email column in the header ({', '.join(header)}); name one 'email'")
         count = 0
-        for number, cells in enumerate(csv.reader(text, delimiter=separator), start=2):
+        for number, cells in _records(csv.reader(text, delimiter=separator)):
             if not any(cell.strip() for cell in cells):
                 continue
             count += 1
@@ -71,6 +72,18 @@ def read_rows(stream: BinaryIO, *, max_rows: int) -> Iterator[CsvRow]:
             yield CsvRow(row=number, email=_cell(cells, email_at), name=_cell(cells, name_at))
     finally:
         text.detach()
+
+
+def _records(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    """Each record with its spreadsheet row number (the header is row 1); an unreadable one is refused."""
+    for number in itertools.count(2):
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as problem:
+            raise InvalidInput(f"row {number} cannot be read: {problem}") from None
+        yield number, cells
 
 
 def _cell(cells: list[str], at: int | None) -> str:

@@ -21,6 +21,7 @@ from licensing.config import Settings
 from licensing.temporal import build_worker, register_search_attributes
 from tests import factories
 from tests.databases import fresh_database
+from tests.factories import Tenant
 from tests.ordering import Orders
 from tests.smtp_server import SmtpServer
 from workflows.search import ALL_KEYS
@@ -113,6 +114,22 @@ async def orders(
     async with build_worker(time_server.client, settings, sessions):
         yield started
         await started.close_all()
+
+
+async def scim_token(api: httpx.AsyncClient, tenant: Tenant) -> str:
+    response = await api.post(f"/customers/{tenant.customer_id}/scim-tokens", headers=tenant.customer_manager.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+@pytest.fixture
+async def scim(app: FastAPI, api: httpx.AsyncClient, tenant: Tenant) -> AsyncIterator[httpx.AsyncClient]:
+    """The customer's directory: /scim/v2 with its token."""
+    headers = {"Authorization": f"Bearer {await scim_token(api, tenant)}", **{"Content-Type": "application/scim+json"}}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver/scim/v2", headers=headers
+    ) as client:
+        yield client
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """AD Sync: the request sequences Microsoft documents for Entra ID provisioning, replayed against /scim/v2."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -9,28 +8,13 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests import factories
+from tests.conftest import scim_token
 from tests.factories import Tenant
 from tests.test_api_learners import counts, licences_for
 
 SCIM_JSON = {"Content-Type": "application/scim+json"}
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-async def scim_token(api: httpx.AsyncClient, tenant: Tenant) -> str:
-    response = await api.post(f"/customers/{tenant.customer_id}/scim-tokens", headers=tenant.customer_manager.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
-
-
-@pytest.fixture
-async def scim(app: FastAPI, api: httpx.AsyncClient, tenant: Tenant) -> AsyncIterator[httpx.AsyncClient]:
-    """The customer's directory: /scim/v2 with its token."""
-    headers = {"Authorization": f"Bearer {await scim_token(api, tenant)}", **SCIM_JSON}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver/scim/v2", headers=headers
-    ) as client:
-        yield client
 
 
 def entra_user(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Select, false, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.clock import now
@@ -52,7 +52,7 @@ def _actor(customer: Customer) -> Actor:
 async def _body(request: Request) -> Any:
     try:
         return json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
 
 
@@ -65,17 +65,19 @@ async def _refusals() -> AsyncIterator[None]:
         raise ScimError(409, refusal.message, "uniqueness") from None
     except IntegrityError:
         raise ScimError(409, "a user with this userName or email already exists", "uniqueness") from None
+    except DataError:
+        raise ScimError(400, "a value is too long or holds characters that cannot be stored", "invalidValue") from None
     except NotFound as refusal:
         raise ScimError(404, refusal.message) from None
 
 
-async def _learner(session: AsyncSession, customer: Customer, user_id: str) -> Learner:
+async def _learner(session: AsyncSession, customer: Customer, user_id: str, *, for_update: bool = False) -> Learner:
     try:
         learner_id = uuid.UUID(user_id)
     except ValueError:
         raise ScimError(404, f"user {user_id} not found") from None
     async with _refusals():
-        return await learners.get_learner(session, customer.id, learner_id)
+        return await learners.get_learner(session, customer.id, learner_id, for_update=for_update)
 
 
 @router.get("/ServiceProviderConfig")
@@ -145,7 +147,7 @@ async def _search(
     attributes: str | None,
     excluded: str | None,
 ) -> JSONResponse:
-    start_index, count = max(start_index, 1), min(max(count, 0), discovery.MAX_RESULTS)
+    start_index, count = min(max(start_index, 1), 2**31 - 1), min(max(count, 0), discovery.MAX_RESULTS)
     query = _filtered(customer, filters.parse(filter_text))
     async with sessions() as session:
         total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
@@ -190,7 +192,14 @@ async def search_users(request: Request, customer: Directory, sessions: Sessions
         raise ScimError(400, "the body must be a SearchRequest", "invalidSyntax")
 
     def joined(value: Any) -> str | None:
-        return ",".join(value) if isinstance(value, list) else value
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return ",".join(value)
+        raise ScimError(400, "attributes and excludedAttributes must be lists of names", "invalidValue")
+
+    if not isinstance(body.get("filter"), str | None):
+        raise ScimError(400, "filter must be a string", "invalidFilter")
 
     try:
         start_index, count = int(body.get("startIndex", 1)), int(body.get("count", 100))
@@ -236,7 +245,7 @@ async def create_user(request: Request, customer: Directory, sessions: SessionsD
 async def replace_user(request: Request, user_id: str, customer: Directory, sessions: SessionsDep) -> JSONResponse:
     user = from_resource(await _body(request))
     async with _refusals(), sessions.begin() as session:
-        learner = await _learner(session, customer, user_id)
+        learner = await _learner(session, customer, user_id, for_update=True)
         await scim.change(session, learner=learner, user=user, actor=_actor(customer), now=now())
     return scim_response(to_resource(learner, _base(request)))
 
@@ -246,7 +255,7 @@ async def patch_user(request: Request, user_id: str, customer: Directory, sessio
     """Entra ID's PATCH: `active` false frees the licence and keeps the learner; true brings it back unlicensed."""
     body = await _body(request)
     async with _refusals(), sessions.begin() as session:
-        learner = await _learner(session, customer, user_id)
+        learner = await _learner(session, customer, user_id, for_update=True)
         user = apply_patch(to_resource(learner, _base(request)), body)
         await scim.change(session, learner=learner, user=user, actor=_actor(customer), now=now())
     return scim_response(to_resource(learner, _base(request)))

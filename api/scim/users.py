@@ -59,11 +59,17 @@ def _boolean(value: Any) -> bool:
     raise ScimError(400, f"active must be true or false, not {value!r}", "invalidValue")
 
 
+_LIMITS = {"userName": 320, "externalId": 300, "emails.value": 320}
+
+
 def _text(value: Any, attribute: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise ScimError(400, f"{attribute} must be a string", "invalidValue")
+    if "\x00" in value or len(value.strip()) > _LIMITS.get(attribute, 200):
+        limit = _LIMITS.get(attribute, 200)
+        raise ScimError(400, f"{attribute} must be at most {limit} characters, without NUL", "invalidValue")
     return value.strip()
 
 
@@ -123,12 +129,14 @@ def from_resource(body: Any) -> DirectoryUser:
 def _set(resource: dict[str, Any], path: str, value: Any) -> None:
     path = path.strip().lower().removeprefix(_PREFIX)
     if path in ('emails[type eq "work"].value', "emails.value", 'emails[type eq "work"]'):
-        kept = resource.get("emails") or [{}]
-        primary = kept[0].get("primary") if isinstance(kept[0], dict) else None
+        kept = resource.get("emails")
+        first = kept[0] if isinstance(kept, list) and kept and isinstance(kept[0], dict) else {}
         new = value.get("value") if isinstance(value, dict) else value
-        resource["emails"] = [{"value": new, "type": "work", "primary": primary}]
+        resource["emails"] = [{"value": new, "type": "work", "primary": first.get("primary")}]
     elif path.startswith("name."):
-        resource.setdefault("name", {})[path.removeprefix("name.")] = value
+        if not isinstance(resource.get("name"), dict):
+            resource["name"] = {}
+        resource["name"][path.removeprefix("name.")] = value
     elif path in ("username", "externalid", "displayname", "active", "name", "emails"):
         resource[path] = _lower_keys(value)
     # Other attributes (title, department, ...) are accepted and not kept: learners do not have them.
@@ -137,7 +145,9 @@ def _set(resource: dict[str, Any], path: str, value: Any) -> None:
 def _remove(resource: dict[str, Any], path: str) -> None:
     path = path.strip().lower().removeprefix(_PREFIX)
     if path.startswith("name."):
-        resource.get("name", {}).pop(path.removeprefix("name."), None)
+        name = resource.get("name")
+        if isinstance(name, dict):
+            name.pop(path.removeprefix("name."), None)
     elif path in ("externalid", "displayname", "name"):
         resource.pop(path, None)
     elif path.startswith("emails"):

@@ -1,0 +1,193 @@
+"""Races and bad input found in review: each once broke a rule or answered 500."""
+
+import asyncio
+import base64
+import json
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import blocks, learners
+from db import scim as directory_sync
+from db.models import Learner, Licence, LicenceBlock
+from payloads.blocks import ExpireBlock
+from payloads.common import SYSTEM
+from rules.errors import InsufficientLicences
+from rules.licences import LearnerSource, LearnerStatus
+from tests import factories
+from tests.databases import backend
+from tests.factories import Tenant
+from tests.test_learner_import import upload
+from tests.test_scim import PATCH, entra_user
+
+NOW = datetime.now(UTC)
+
+
+async def _learner(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> Learner:
+    async with sessions.begin() as session:
+        return await learners.add_learner(
+            session,
+            customer_id=tenant.customer_id,
+            email=f"{uuid.uuid4().hex[:8]}@example.com",
+            name="Lee",
+            source=LearnerSource.MANUAL,
+            actor=SYSTEM,
+            now=datetime.now(UTC),
+        )
+
+
+async def _state(sessions: async_sessionmaker[AsyncSession], learner_id: uuid.UUID) -> tuple[bool, str, int]:
+    async with sessions() as session:
+        learner = await session.get_one(Learner, learner_id)
+        held = (await session.execute(select(Licence).where(Licence.learner_id == learner_id))).all()
+        return learner.active, learner.licence_status, len(held)
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="SQLite takes the whole database's write lock up front")
+async def test_allocation_with_a_licence_locked_elsewhere_allocates_nobody(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    waiting = [await _learner(sessions, tenant) for _ in range(3)]
+    await factories.block(sessions, tenant, quantity=3, days=100)
+    async with sessions.begin() as other:
+        await other.execute(select(Licence).where(Licence.customer_id == tenant.customer_id).limit(1).with_for_update())
+        with pytest.raises(InsufficientLicences, match="asked 3, available 2"):
+            async with sessions.begin() as session:
+                await learners.allocate(
+                    session,
+                    customer_id=tenant.customer_id,
+                    learner_ids=[w.id for w in waiting],
+                    every=None,
+                    actor=SYSTEM,
+                    now=datetime.now(UTC),
+                )
+    assert [(await _state(sessions, w.id))[1] for w in waiting] == ["unlicensed"] * 3
+
+
+async def test_expiry_racing_an_allocation_leaves_no_active_learner_without_a_licence(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    await factories.block(sessions, tenant, quantity=2, days=100)
+    async with sessions() as session:
+        block_id = (
+            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
+        ).scalar_one()
+    newcomer = None
+    async with sessions.begin() as racing:
+        newcomer = await learners.add_learner(
+            racing,
+            customer_id=tenant.customer_id,
+            email="racer@example.com",
+            name="Racer",
+            source=LearnerSource.SCIM,
+            actor=SYSTEM,
+            now=datetime.now(UTC),
+        )
+        expiry = asyncio.create_task(
+            blocks.expire_block(
+                sessions, ExpireBlock(block_id=block_id, at=datetime.now(UTC), actor=SYSTEM, reason="upgrade")
+            )
+        )
+        await asyncio.sleep(0.3)  # the expiry waits for this transaction
+    await expiry
+    assert await _state(sessions, newcomer.id) == (True, LearnerStatus.EXPIRED.value, 0)
+
+
+async def test_deactivation_racing_an_allocation_leaves_the_learner_consistent(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    learner = await _learner(sessions, tenant)  # no licence yet: unlicensed
+    await factories.block(sessions, tenant, quantity=1, days=100)
+
+    async def deactivate() -> None:
+        async with sessions.begin() as session:
+            current = await learners.get_learner(session, tenant.customer_id, learner.id, for_update=True)
+            user = directory_sync.as_directory_user(current)
+            await directory_sync.change(
+                session,
+                learner=current,
+                user=type(user)(**{**user.__dict__, "active": False}),
+                actor=SYSTEM,
+                now=datetime.now(UTC),
+            )
+
+    async with sessions.begin() as racing:
+        await learners.allocate(
+            racing,
+            customer_id=tenant.customer_id,
+            learner_ids=[learner.id],
+            every=None,
+            actor=SYSTEM,
+            now=datetime.now(UTC),
+        )
+        directory = asyncio.create_task(deactivate())
+        await asyncio.sleep(0.3)
+    await directory
+    assert await _state(sessions, learner.id) == (False, LearnerStatus.UNLICENSED.value, 0)
+
+
+async def test_a_cursor_without_a_time_zone_is_400(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00", str(uuid.uuid4())]).encode()).decode()
+    response = await api.get(
+        f"/partners/{tenant.partner_id}/licence-orders?cursor={cursor}", headers=tenant.partner_manager.headers
+    )
+    assert response.status_code == 400
+
+
+async def test_a_csv_field_too_large_to_read_is_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    content = b'email,name\r\na@example.com,"' + b"x" * 200_000 + b'"\r\n'
+    refused = await upload(api, tenant, content, expect=422)
+    assert "row 2" in refused["detail"]
+
+
+async def test_a_nul_character_in_a_name_is_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await api.post(
+        f"/customers/{tenant.customer_id}/learners",
+        json={"email": "nul@example.com", "name": "Bad\u0000Name"},
+        headers=tenant.customer_manager.headers,
+    )
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/Users/.search", {"filter": 42}),
+        ("POST", "/Users/.search", {"attributes": [1]}),
+        ("GET", "/Users?startIndex=99999999999999999999", None),
+        ("POST", "/Users", {**entra_user(), "userName": "u" * 400}),
+        ("POST", "/Users", {**entra_user(), "externalId": "bad\u0000id"}),
+    ],
+)
+async def test_bad_scim_requests_are_not_500(
+    scim: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: object,
+) -> None:
+    response = await scim.request(method, path, json=body)
+    assert response.status_code < 500, response.text
+
+
+async def test_a_patch_through_a_name_that_is_not_an_object_is_handled(scim: httpx.AsyncClient) -> None:
+    created = (await scim.post("/Users", json=entra_user())).json()
+    response = await scim.patch(
+        f"/Users/{created['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "replace", "path": "name", "value": "just a string"},
+                {"op": "replace", "path": "name.givenName", "value": "Given"},
+            ],
+        },
+    )
+    assert response.status_code in (200, 400)
+
+
+async def test_deeply_nested_json_is_400(scim: httpx.AsyncClient) -> None:
+    response = await scim.post("/Users", content=b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400
