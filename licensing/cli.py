@@ -164,6 +164,15 @@ def resend_email(email_id: uuid.UUID) -> None:
 
 
 @app.command()
+def reconcile(
+    everything: Annotated[bool, typer.Option("--all", help="check every running block, not only recent ones")] = False,
+) -> None:
+    """Start the workflows that a Temporal outage kept from starting (licence terms, imports). Safe to repeat."""
+    done = _run(operator.reconcile(get_settings(), everything=everything))
+    typer.echo(f"checked {done.terms} licence terms and {done.imports} imports")
+
+
+@app.command()
 def dev() -> None:
     """Run the whole embedded stack in the foreground (what `make run` does)."""
     from licensing import dev as stack

@@ -5,7 +5,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -16,6 +16,8 @@ from db.models import LicenceBlock, LicenceOrder, OutboxEmail, Partner, User
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings
 from licensing.imports import start_import
+from licensing.reconcile import Reconciled
+from licensing.reconcile import reconcile as repair
 from licensing.temporal import connect
 from mail import smtp
 from payloads.common import Actor, Role
@@ -114,6 +116,12 @@ async def import_csv(
             if current.status == "finished":
                 return imports.progress_of(current)
             await asyncio.sleep(0.5)
+
+
+async def reconcile(settings: Settings, *, everything: bool) -> Reconciled:
+    since = None if everything else now() - timedelta(days=7)
+    async with database(settings) as sessions:
+        return await repair(await connect(settings), settings, sessions, blocks_since=since)
 
 
 async def failed_emails(settings: Settings) -> list[OutboxEmail]:

@@ -1,0 +1,51 @@
+"""A write cut in two (the database committed, Temporal was down) is repaired: the worker, at start, and
+`licensing reconcile` start the missing licence terms and imports, once."""
+
+import asyncio
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from db import imports
+from db.models import LearnerImport, LicenceBlock
+from licensing.config import Settings
+from licensing.reconcile import reconcile
+from licensing.temporal import build_worker
+from payloads.common import Actor, Role
+from rules.learner_csv import CsvRow
+from tests import factories
+from workflows.block import block_workflow_id
+
+
+async def test_missing_terms_and_imports_are_started_once(
+    dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant = await factories.tenant(sessions)
+    await factories.block(sessions, tenant, quantity=2, days=30)  # committed, but no workflow was started
+    async with sessions.begin() as session:
+        upload = await imports.store_upload(
+            session,
+            customer_id=tenant.customer_id,
+            filename="staff.csv",
+            rows=[CsvRow(2, "ann@example.com", "Ann")],
+            now=datetime.now(UTC),
+            actor=Actor(user_id=tenant.customer_manager.id, role=Role.CUSTOMER_MANAGER),
+        )
+    async with sessions() as session:
+        block_id = (
+            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
+        ).scalar_one()
+    async with build_worker(dev_server.client, settings, sessions):
+        first = await reconcile(dev_server.client, settings, sessions, blocks_since=None)
+        run = (await dev_server.client.get_workflow_handle(block_workflow_id(block_id)).describe()).run_id
+        await reconcile(dev_server.client, settings, sessions, blocks_since=None)
+        again = (await dev_server.client.get_workflow_handle(block_workflow_id(block_id)).describe()).run_id
+        for _ in range(200):
+            async with sessions() as session:
+                status = (await session.get_one(LearnerImport, upload.id, populate_existing=True)).status
+            if status == "finished":
+                break
+            await asyncio.sleep(0.1)
+    assert (first.terms >= 1, first.imports >= 1, again == run, status) == (True, True, True, "finished")
