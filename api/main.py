@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api import errors, observability
+from api.limits import BodyLimit
 from api.routes import activity, customers, imports, learners, orders, partners, reports, scim_tokens, users
 from api.scim import errors as scim_errors
 from api.scim import routes as scim_routes
@@ -26,6 +27,12 @@ def _routes() -> APIRouter:
     for module in (partners, users, customers, orders, learners, imports, reports, scim_tokens, activity):
         v1.include_router(module.router)
     return v1
+
+
+def _body_cap(settings: Settings, content_type: str) -> int:
+    if content_type.startswith("multipart/form-data"):
+        return settings.import_max_bytes + 64 * 1024  # the CSV itself is capped again, exactly, by the route
+    return settings.max_json_bytes
 
 
 def create_app(
@@ -63,6 +70,7 @@ def create_app(
     app.state.temporal = temporal
     errors.install(app)
     observability.install(app)
+    app.add_middleware(BodyLimit, limit_for=lambda content_type: _body_cap(settings, content_type))
     app.add_exception_handler(ScimError, scim_errors.handle)
     app.include_router(_routes())
     app.include_router(scim_routes.router)

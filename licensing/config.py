@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     import_max_bytes: int = 20 * 1024 * 1024  # a learners CSV larger than this is refused (413)
     import_max_rows: int = 100_000  # ... and one with more data rows (422)
     import_batch_size: int = 500
+    max_json_bytes: int = 1024 * 1024  # a JSON (or SCIM) request body larger than this is refused (413)
+    max_open_orders_per_customer: int = 20  # requested orders waiting at once, so nobody floods a partner's inbox
     # The worker's Prometheus endpoint (the Temporal SDK's worker metrics); empty turns it off.
     worker_metrics_address: str = "127.0.0.1:9464"
 

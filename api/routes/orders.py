@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -17,7 +17,7 @@ from db import directory
 from db.models import LicenceBlock, LicenceOrder
 from payloads.common import Actor
 from payloads.orders import OrderOutcome
-from rules.errors import InvalidInput, NotFound, OrderNotRequested
+from rules.errors import Conflict, InvalidInput, NotFound, OrderNotRequested
 from rules.orders import OrderStatus
 
 router = APIRouter(tags=["licence orders"])
@@ -86,7 +86,17 @@ async def request_licences(
         raise InvalidInput(f"quantity: at most {settings.max_order_quantity} licences can be requested at once")
     async with sessions() as session:
         customer = await directory.get_customer(session, customer_id)
-    actor = auth.act_for_customer(caller, customer)
+        actor = auth.act_for_customer(caller, customer)
+        waiting = await session.execute(
+            select(func.count())
+            .select_from(LicenceOrder)
+            .where(LicenceOrder.customer_id == customer_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
+        )
+        if waiting.scalar_one() >= settings.max_open_orders_per_customer:
+            raise Conflict(
+                f"this customer already has {settings.max_open_orders_per_customer} requests waiting for the partner; "
+                "cancel one or wait for a decision before requesting more"
+            )
     registered = await order_workflows.request_order(
         temporal,
         settings,
