@@ -3,12 +3,14 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from api import errors, observability
+from api import errors, idempotency, observability
 from api.limits import BodyLimit
 from api.routes import activity, customers, imports, learners, orders, partners, reports, scim_tokens, users
 from api.scim import errors as scim_errors
@@ -33,6 +35,17 @@ def _body_cap(settings: Settings, content_type: str) -> int:
     if content_type.startswith("multipart/form-data"):
         return settings.import_max_bytes + 64 * 1024  # the CSV itself is capped again, exactly, by the route
     return settings.max_json_bytes
+
+
+def _document_idempotency(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = idempotency.document(
+                get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -70,7 +83,9 @@ def create_app(
     app.state.temporal = temporal
     errors.install(app)
     observability.install(app)
+    app.add_middleware(idempotency.Idempotency)
     app.add_middleware(BodyLimit, limit_for=lambda content_type: _body_cap(settings, content_type))
+    _document_idempotency(app)
     app.add_exception_handler(ScimError, scim_errors.handle)
     app.include_router(_routes())
     app.include_router(scim_routes.router)

@@ -1,0 +1,140 @@
+"""Idempotency-Key on every POST of /api/v1 (the IETF httpapi draft): the first answer is kept for 24 hours per
+caller; a repeat gets that answer again and changes nothing; the same key with another body is 422; a repeat
+while the first is still running is 409."""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.limits import Message, Receive, Scope, Send
+from db import idempotency
+
+HEADER = "idempotency-key"
+PREFIX = "/api/v1/"
+DESCRIPTION = (
+    "Optional. A unique string (at most 200 characters) per operation: a repeat with the same key, by the same "
+    "caller, within 24 hours returns the first answer and changes nothing (Idempotent-Replayed: true). The same key "
+    "with a different body is 422; a repeat while the first is still running is 409."
+)
+
+
+async def _answer(send: Send, status: int, body: bytes, content_type: str, replayed: bool = False) -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    await _answer(send, status, json.dumps({"detail": detail}).encode(), "application/json")
+
+
+class Idempotency:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = (
+            {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])} if scope["type"] == "http" else {}
+        )
+        key = headers.get(HEADER)
+        if key is None or scope.get("method") != "POST" or not scope.get("path", "").startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        if not 1 <= len(key) <= 200:
+            await _refuse(send, 400, "Idempotency-Key must be 1 to 200 characters")
+            return
+        body = await _whole_body(receive)
+        caller = hashlib.sha256(headers.get("authorization", "").encode()).hexdigest()
+        fingerprint = hashlib.sha256(f"{scope['path']}\n".encode() + body).hexdigest()
+        sessions: async_sessionmaker[AsyncSession] = scope["app"].state.sessions
+        claimed = await idempotency.claim_or_race(
+            sessions, caller=caller, key=key, fingerprint=fingerprint, now=datetime.now(UTC)
+        )
+        if not claimed.new:
+            earlier = claimed.earlier
+            assert earlier is not None
+            if earlier.fingerprint != fingerprint:
+                await _refuse(send, 422, "this Idempotency-Key was used for a different request; use a new key")
+            elif earlier.status == "running":
+                await _refuse(send, 409, "a request with this Idempotency-Key is still running; retry in a moment")
+            else:
+                assert earlier.response_status is not None
+                await _answer(
+                    send,
+                    earlier.response_status,
+                    earlier.response_body or b"",
+                    earlier.content_type or "application/json",
+                    replayed=True,
+                )
+            return
+        await self._first(scope, body, send, sessions, caller, key)
+
+    async def _first(
+        self,
+        scope: Scope,
+        body: bytes,
+        send: Send,
+        sessions: async_sessionmaker[AsyncSession],
+        caller: str,
+        key: str,
+    ) -> None:
+        sent: dict[str, Any] = {"status": 500, "content_type": "application/json", "body": b""}
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def keep(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-type":
+                        sent["content_type"] = value.decode()
+            elif message["type"] == "http.response.body":
+                sent["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, replay, keep)
+        except BaseException:
+            await idempotency.forget(sessions, caller=caller, key=key)
+            raise
+        if sent["status"] >= 500:
+            await idempotency.forget(sessions, caller=caller, key=key)
+        else:
+            await idempotency.remember(
+                sessions,
+                caller=caller,
+                key=key,
+                status=sent["status"],
+                body=sent["body"],
+                content_type=sent["content_type"],
+            )
+
+
+async def _whole_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def document(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Name the header on every POST of /api/v1 in the OpenAPI document."""
+    parameter = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": DESCRIPTION,
+        "schema": {"type": "string", "maxLength": 200},
+    }
+    for path, operations in openapi.get("paths", {}).items():
+        if path.startswith(PREFIX) and "post" in operations:
+            operations["post"].setdefault("parameters", []).append(parameter)
+    return openapi
