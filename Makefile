@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories
+.PHONY: run test lint install clean histories fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+## A bounded schemathesis run (examples, coverage, fuzzing) against the live stack with real tokens.
+fuzz: $(STAMP)
+	$(BIN)/python -m scripts.fuzz
 
 ## Capture fresh workflow histories into tests/histories/ (see docs/changing-workflows.md).
 histories: $(STAMP)

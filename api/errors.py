@@ -86,8 +86,20 @@ def install(app: FastAPI) -> None:
         return update_refusal(error)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return _detail(422, "; ".join(_readable(e) for e in error.errors()))
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(_readable(e) for e in error.errors())
+        if request.url.path.startswith("/scim/"):  # a directory gets SCIM's error body
+            return JSONResponse(
+                {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                    "status": "400",
+                    "scimType": "invalidValue",
+                    "detail": detail,
+                },
+                status_code=400,
+                media_type="application/scim+json",
+            )
+        return _detail(422, detail)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, error: IntegrityError) -> JSONResponse:

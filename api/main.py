@@ -13,6 +13,7 @@ from temporalio.client import Client
 from api import errors, idempotency, observability
 from api.limits import BodyLimit
 from api.routes import activity, customers, imports, learners, orders, partners, reports, scim_tokens, users
+from api.schemas import Problem
 from api.scim import errors as scim_errors
 from api.scim import routes as scim_routes
 from api.scim.errors import ScimError
@@ -24,8 +25,13 @@ from licensing.temporal import connect
 log = logging.getLogger(__name__)
 
 
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem} for status in (400, 401, 403, 404, 409, 413, 422, 503)
+}
+
+
 def _routes() -> APIRouter:
-    v1 = APIRouter(prefix="/api/v1")
+    v1 = APIRouter(prefix="/api/v1", responses=PROBLEMS)
     for module in (partners, users, customers, orders, learners, imports, reports, scim_tokens, activity):
         v1.include_router(module.router)
     return v1

@@ -32,6 +32,12 @@ Course = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 MAX_STOCK_CREDIT = 1_000_000
 
 
+class Problem(BaseModel):
+    """Every refusal: 400, 401, 403, 404, 409, 413, 422 (and 503 while a dependency is down)."""
+
+    detail: str = Field(description="what went wrong, for the person who asked")
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,24 @@ from db.models import Customer, Learner
 from payloads.common import Actor, Role
 from rules.errors import Conflict, NotFound
 
-router = APIRouter(prefix="/scim/v2", tags=["SCIM (AD Sync)"])
+
+class ScimProblem(BaseModel):
+    """A SCIM error (RFC 7644 3.12)."""
+
+    schemas: list[str]
+    status: str
+    detail: str
+    scimType: str | None = None
+
+
+router = APIRouter(
+    prefix="/scim/v2",
+    tags=["SCIM (AD Sync)"],
+    responses={
+        status: {"model": ScimProblem, "content": {"application/scim+json": {}}}
+        for status in (400, 401, 404, 405, 409, 413, 422)
+    },
+)
 
 
 async def _customer(request: Request, sessions: SessionsDep) -> Customer:
