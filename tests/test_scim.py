@@ -281,3 +281,12 @@ async def test_no_token_is_a_scim_401(app: FastAPI) -> None:
 async def test_bad_users_are_400(scim: httpx.AsyncClient, body: Any) -> None:
     response = await scim.post("/Users", json=body)
     assert (response.status_code, response.json()["status"]) == (400, "400")
+
+
+async def test_a_bad_query_parameter_is_a_scim_400(scim: httpx.AsyncClient) -> None:
+    response = await scim.get("/Users?count=many")
+    assert (response.status_code, response.json()["scimType"], response.headers["content-type"]) == (
+        400,
+        "invalidValue",
+        "application/scim+json",
+    )
