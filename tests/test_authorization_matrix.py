@@ -174,7 +174,12 @@ async def test_another_tenant_gets_404_and_the_owner_keeps_its_data(
         who: (await _call(app, route, entry, owner.ids, headers)).status_code for who, headers in callers.items()
     }
     no_token = (await _call(app, route, entry, owner.ids, {})).status_code
-    assert (answers, no_token) == (dict.fromkeys(callers, 404), 401)
+    # The wrong kind of credential opens nothing: a SCIM token is not a user's token, and the other way round.
+    crossed = (
+        owner.tenant.customer_manager.headers if entry.auth == SCIM else {"Authorization": f"Bearer {owner.scim_token}"}
+    )
+    wrong_kind = (await _call(app, route, entry, owner.ids, crossed)).status_code
+    assert (answers, no_token, wrong_kind) == (dict.fromkeys(callers, 404), 401, 401)
     assert await _snapshot(api, owner) == before
 
 
