@@ -1,4 +1,4 @@
-"""How the API talks to `licence-block-{block_id}`: start a trial's term, and end a trial early on upgrade."""
+"""How the API ends a trial early on upgrade, through `licence-block-{block_id}`."""
 
 import uuid
 
@@ -8,29 +8,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.clock import now
 from db import blocks
-from db.models import Customer, LicenceBlock
-from licensing.config import Settings
-from licensing.terms import start_licence_term
-from payloads.blocks import ExpireBlock, ExpireNow, LicenceBlockInput
+from payloads.blocks import ExpireBlock, ExpireNow
 from payloads.common import Actor
 from workflows.block import LicenceBlockWorkflow, block_workflow_id
-
-
-async def start_term(client: Client, settings: Settings, customer: Customer, block: LicenceBlock) -> None:
-    await start_licence_term(
-        client,
-        settings.task_queue,
-        LicenceBlockInput(
-            block_id=block.id,
-            partner_id=customer.partner_id,
-            customer_id=customer.id,
-            kind=block.kind,
-            quantity=block.quantity,
-            starts_at=block.starts_at,
-            expires_at=block.expires_at,
-            renewal_reminders=settings.renewal_reminder_offsets,
-        ),
-    )
 
 
 async def expire_now(

@@ -14,8 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from db.models import Customer, LearnerImport, LicenceBlock, User
 from licensing.config import Settings
 from licensing.imports import start_import
-from licensing.terms import start_licence_term
-from payloads.blocks import LicenceBlockInput
+from licensing.terms import start_block_term
 from payloads.common import Actor, Role
 
 
@@ -40,20 +39,7 @@ async def reconcile(
         imports = imports.join(User, User.id == LearnerImport.created_by_id).where(LearnerImport.status == "running")
         running_imports = (await session.execute(imports)).all()
     for block, customer in running_blocks:
-        await start_licence_term(
-            client,
-            settings.task_queue,
-            LicenceBlockInput(
-                block_id=block.id,
-                partner_id=customer.partner_id,
-                customer_id=customer.id,
-                kind=block.kind,
-                quantity=block.quantity,
-                starts_at=block.starts_at,
-                expires_at=block.expires_at,
-                renewal_reminders=settings.renewal_reminder_offsets,
-            ),
-        )
+        await start_block_term(client, settings, customer, block)
     for upload, customer, user in running_imports:
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await start_import(client, settings, customer, upload, Actor(user_id=user.id, role=Role(user.role)))

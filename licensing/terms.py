@@ -6,6 +6,8 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from db.models import Customer, LicenceBlock
+from licensing.config import Settings
 from payloads.blocks import LicenceBlockInput
 from workflows import search
 from workflows.block import LicenceBlockWorkflow, block_workflow_id
@@ -28,3 +30,21 @@ async def start_licence_term(client: Client, task_queue: str, block: LicenceBloc
                 f"{block.starts_at.isoformat()} to {block.expires_at.isoformat()}."
             ),
         )
+
+
+async def start_block_term(client: Client, settings: Settings, customer: Customer, block: LicenceBlock) -> None:
+    """The term of a block already in the database (a trial's, or one found without its workflow)."""
+    await start_licence_term(
+        client,
+        settings.task_queue,
+        LicenceBlockInput(
+            block_id=block.id,
+            partner_id=customer.partner_id,
+            customer_id=customer.id,
+            kind=block.kind,
+            quantity=block.quantity,
+            starts_at=block.starts_at,
+            expires_at=block.expires_at,
+            renewal_reminders=settings.renewal_reminder_offsets,
+        ),
+    )

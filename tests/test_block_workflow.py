@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from db import blocks, learners
-from db.models import Learner, LicenceBlock
-from licensing.terms import start_licence_term
-from payloads.blocks import BlockExpired, ExpireNow, LicenceBlockInput
+from db.models import Customer, Learner, LicenceBlock
+from licensing.terms import start_block_term
+from payloads.blocks import BlockExpired, ExpireNow
 from payloads.common import SYSTEM
 from rules.licences import BlockKind, LearnerSource, term_end
 from tests import factories
@@ -52,20 +52,7 @@ async def _term(
                 actor=SYSTEM,
                 now=starts_at,
             )
-    await start_licence_term(
-        orders.env.client,
-        orders.settings.task_queue,
-        LicenceBlockInput(
-            block_id=block.id,
-            partner_id=tenant.partner_id,
-            customer_id=tenant.customer_id,
-            kind="premium",
-            quantity=3,
-            starts_at=block.starts_at,
-            expires_at=block.expires_at,
-            renewal_reminders=orders.settings.renewal_reminder_offsets,
-        ),
-    )
+    await _start(orders, sessions, block)
     handle = orders.env.client.get_workflow_handle_for(LicenceBlockWorkflow.run, block_workflow_id(block.id))
     return handle, block
 
@@ -86,6 +73,12 @@ def _next(env_now: datetime, month: int, day: int) -> datetime:
 
 def _subjects(smtp: SmtpServer, tenant: factories.Tenant) -> list[str]:
     return [str(m["Subject"]) for m in smtp.inbox.to(tenant.customer_manager.email)]
+
+
+async def _start(orders: Orders, sessions: async_sessionmaker[AsyncSession], block: LicenceBlock) -> None:
+    async with sessions() as session:
+        customer = await session.get_one(Customer, block.customer_id)
+    await start_block_term(orders.env.client, orders.settings, customer, block)
 
 
 async def _to_the_end(orders: Orders, handle: Term, block: LicenceBlock) -> BlockExpired:
@@ -178,18 +171,6 @@ async def test_starting_a_term_twice_runs_one_workflow(
 ) -> None:
     handle, block = await _term(orders, sessions, tenant, starts_at=await orders.env.get_current_time())
     first = (await handle.describe()).run_id
-    await start_licence_term(
-        orders.env.client,
-        orders.settings.task_queue,
-        LicenceBlockInput(
-            block_id=block.id,
-            partner_id=tenant.partner_id,
-            customer_id=tenant.customer_id,
-            kind="premium",
-            quantity=3,
-            starts_at=block.starts_at,
-            expires_at=block.expires_at,
-        ),
-    )
+    await _start(orders, sessions, block)
     assert (await handle.describe()).run_id == first
     await _to_the_end(orders, handle, block)

@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
-from api import auth, block_workflows, paging
+from api import auth, paging
 from api.clock import now
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.schemas import (
@@ -21,6 +21,7 @@ from api.schemas import (
 )
 from db import blocks, directory
 from db.models import Customer
+from licensing.terms import start_block_term
 from rules.errors import InvalidInput
 from rules.licences import BlockKind, term_end
 
@@ -103,7 +104,7 @@ async def create_customer(
                 expires_at=term_end(started, settings.trial_term),
             )
     if trial is not None:
-        await block_workflows.start_term(temporal, settings, customer, trial)
+        await start_block_term(temporal, settings, customer, trial)
     return _customer_out(customer)
 
 
