@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean histories fuzz
+.PHONY: run test lint install clean histories fuzz bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 ## A bounded schemathesis run (examples, coverage, fuzzing) against the live stack with real tokens.
 fuzz: $(STAMP)
 	$(BIN)/python -m scripts.fuzz
+
+## Speed and memory as ratios against baselines measured in the same run (see docs/performance.md).
+bench: $(STAMP)
+	$(BIN)/python -m scripts.bench
 
 ## Capture fresh workflow histories into tests/histories/ (see docs/changing-workflows.md).
 histories: $(STAMP)
