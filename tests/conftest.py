@@ -19,7 +19,7 @@ from api.main import create_app
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings
 from licensing.temporal import build_worker, register_search_attributes
-from tests import factories
+from tests import factories, processes
 from tests.databases import fresh_database
 from tests.factories import Tenant
 from tests.ordering import Orders
@@ -140,3 +140,8 @@ async def tenant(sessions: async_sessionmaker[AsyncSession]) -> factories.Tenant
 @pytest.fixture
 def tmp_var(tmp_path: Path) -> Path:
     return tmp_path
+
+
+# Fixtures of real processes for the fault tests (tests/processes.py).
+api_alone = processes.api_alone
+workers = processes.workers

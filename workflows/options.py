@@ -13,14 +13,16 @@ class ActivityOptions(TypedDict):
 
 # Database work: retried until it succeeds (a business refusal is non-retryable and stops at once).
 DATABASE: ActivityOptions = {
-    "start_to_close_timeout": timedelta(seconds=60),
+    # A transaction takes well under a second; a worker that died holding one is noticed after this long.
+    "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
 }
 
 EMAIL_ATTEMPTS = 12
 # SMTP: a 4xx reply is retried with backoff for about a day, then the message is recorded as failed.
 EMAIL: ActivityOptions = {
-    "start_to_close_timeout": timedelta(minutes=2),
+    # Above the SMTP client's own 30-second timeout; a worker that died mid-send is noticed after this long.
+    "start_to_close_timeout": timedelta(seconds=45),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=10),
         backoff_coefficient=3.0,

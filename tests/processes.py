@@ -1,0 +1,56 @@
+"""Real processes for fault tests: the API without a worker of its own, and `python worker.py` workers that a
+test may SIGKILL."""
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from db.migrate import ROOT
+from licensing.config import Settings
+from tests.smtp_server import free_port
+
+
+@pytest.fixture
+async def api_alone(
+    dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with no worker of its own: the worker processes below do the work."""
+    app = create_app(settings, sessions=sessions, temporal=dev_server.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver/api/v1") as client:
+        yield client
+
+
+@pytest.fixture
+def workers(dev_server: WorkflowEnvironment, settings: Settings) -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for worker in started:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait()
+
+
+def start_worker(dev_server: WorkflowEnvironment, settings: Settings) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "LICENSING_DATABASE_URL": settings.database_url,
+        "LICENSING_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "LICENSING_TASK_QUEUE": settings.task_queue,
+        "LICENSING_SMTP_PORT": str(settings.smtp_port),
+        "LICENSING_WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    return subprocess.Popen(
+        [sys.executable, str(Path(ROOT) / "worker.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -1,0 +1,186 @@
+"""Faults on real processes: a worker SIGKILLed while orders are assigned, and the Temporal dev server SIGKILLed
+before a block's expiry and started again after it. Each piece of work happens exactly once."""
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from db import blocks, learners
+from db.models import Customer, Licence, OutboxEmail
+from licensing.config import Settings
+from licensing.temporal import build_worker
+from licensing.terms import start_block_term
+from payloads.common import SYSTEM
+from rules.licences import BlockKind, LearnerSource
+from tests import factories
+from tests.conftest import installed_binary
+from tests.processes import start_worker
+from tests.smtp_server import SmtpServer, free_port
+from workflows.block import LicenceBlockWorkflow, block_workflow_id
+from workflows.search import ALL_KEYS
+
+ORDERS = 8
+
+
+async def _until(check: Callable[[], Awaitable[bool]], within_seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "the work did not finish in time"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_worker_killed_while_orders_are_assigned_leaves_each_assigned_once(
+    api_alone: httpx.AsyncClient,
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    smtp: SmtpServer,
+    sessions: async_sessionmaker[AsyncSession],
+    workers: list[subprocess.Popen[bytes]],
+) -> None:
+    tenant = await factories.tenant(sessions, stock=100)
+    workers.append(start_worker(dev_server, settings))
+    orders = [
+        (
+            await api_alone.post(
+                f"/customers/{tenant.customer_id}/licence-orders",
+                json={"quantity": 2},
+                headers=tenant.customer_manager.headers,
+            )
+        ).json()
+        for _ in range(ORDERS)
+    ]
+    assigning = [
+        asyncio.create_task(api_alone.post(f"/licence-orders/{o['id']}/assign", headers=tenant.partner_manager.headers))
+        for o in orders
+    ]
+    await asyncio.sleep(0.3)
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].wait()
+    workers.append(start_worker(dev_server, settings))
+    await asyncio.gather(*assigning)  # some answer 200, some 503 (the work goes on): the state below is what counts
+
+    async def all_assigned_and_emailed() -> bool:
+        statuses = [
+            (await api_alone.get(f"/licence-orders/{o['id']}", headers=tenant.partner_manager.headers)).json()["status"]
+            for o in orders
+        ]
+        return statuses == ["assigned"] * ORDERS and len(smtp.inbox.to(tenant.customer_manager.email)) >= ORDERS
+
+    await _until(all_assigned_and_emailed, 240)
+    async with sessions() as session:
+        licences = (
+            await session.execute(
+                select(func.count()).select_from(Licence).where(Licence.customer_id == tenant.customer_id)
+            )
+        ).scalar_one()
+        sent = (
+            await session.execute(
+                select(func.count())
+                .select_from(OutboxEmail)
+                .where(OutboxEmail.recipient == tenant.customer_manager.email)
+            )
+        ).scalar_one()
+    stock = (await api_alone.get(f"/partners/{tenant.partner_id}", headers=tenant.partner_manager.headers)).json()
+    # A worker killed between the relay's "250" and the outbox record resends that message on retry: the same
+    # message, with the same Message-ID, which mail systems recognise. Distinct messages are counted.
+    delivered = {str(m["Message-ID"]) for m in smtp.inbox.to(tenant.customer_manager.email)}
+    assert (stock["licence_stock"], licences, sent, len(delivered)) == (
+        100 - 2 * ORDERS,
+        2 * ORDERS,
+        ORDERS,
+        ORDERS,
+    )
+
+
+def _dev_server(state: Path, port: int) -> subprocess.Popen[bytes]:
+    args = [
+        installed_binary("temporal"),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(state),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--headless",
+        "--log-level",
+        "error",
+    ]
+    for key in ALL_KEYS:
+        args += ["--search-attribute", f"{key.name}=Keyword"]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+async def _connect(port: int) -> Client:
+    for _ in range(150):
+        try:
+            return await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
+        except RuntimeError:
+            await asyncio.sleep(0.2)
+    raise AssertionError("the dev server did not come up")
+
+
+async def test_a_block_expires_once_when_the_server_is_killed_before_its_expiry(
+    tmp_path: Path, settings: Settings, smtp: SmtpServer, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant = await factories.tenant(sessions)
+    port, state = free_port(), tmp_path / "temporal.db"
+    server = _dev_server(state, port)
+    try:
+        client = await _connect(port)
+        now = datetime.now(UTC)
+        async with sessions.begin() as session:
+            block = await blocks.create_block(
+                session,
+                customer_id=tenant.customer_id,
+                kind=BlockKind.PREMIUM,
+                quantity=2,
+                starts_at=now,
+                expires_at=now + timedelta(seconds=6),
+            )
+            await learners.add_learner(
+                session,
+                customer_id=tenant.customer_id,
+                email="kept@example.com",
+                name="K",
+                source=LearnerSource.MANUAL,
+                actor=SYSTEM,
+                now=now,
+            )
+            customer = await session.get_one(Customer, tenant.customer_id)
+        term_settings = settings.model_copy(update={"renewal_reminders": ""})
+        async with build_worker(client, term_settings, sessions):
+            await start_block_term(client, term_settings, customer, block)
+        os.killpg(server.pid, signal.SIGKILL)  # no goodbye: the server dies holding the timer
+        server.wait()
+        killed_at = datetime.now(UTC)
+        await asyncio.sleep((block.expires_at + timedelta(seconds=1) - datetime.now(UTC)).total_seconds())
+        server = _dev_server(state, port)
+        client = await _connect(port)
+        async with build_worker(client, term_settings, sessions):
+            handle = client.get_workflow_handle_for(LicenceBlockWorkflow.run, block_workflow_id(block.id))
+            expired = await handle.result()
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    summaries = [m for m in smtp.inbox.messages if "have expired" in str(m["Subject"])]
+    assert killed_at < block.expires_at
+    assert (expired.expired_at, expired.licences_expired, expired.learners_expired, len(summaries)) == (
+        block.expires_at,
+        2,
+        1,
+        2,
+    )
