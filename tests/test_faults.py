@@ -21,13 +21,14 @@ from db.models import Customer, Licence, OutboxEmail
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from licensing.terms import start_block_term
+from payloads.blocks import BlockExpired
 from payloads.common import SYSTEM
 from rules.licences import BlockKind, LearnerSource
 from tests import factories
 from tests.conftest import installed_binary
 from tests.processes import start_worker
 from tests.smtp_server import SmtpServer, free_port
-from workflows.block import LicenceBlockWorkflow, block_workflow_id
+from workflows.block import block_workflow_id
 from workflows.search import ALL_KEYS
 
 ORDERS = 8
@@ -170,8 +171,8 @@ async def test_a_block_expires_once_when_the_server_is_killed_before_its_expiry(
         server = _dev_server(state, port)
         client = await _connect(port)
         async with build_worker(client, term_settings, sessions):
-            handle = client.get_workflow_handle_for(LicenceBlockWorkflow.run, block_workflow_id(block.id))
-            expired = await handle.result()
+            handle = client.get_workflow_handle(block_workflow_id(block.id), result_type=BlockExpired)
+            expired: BlockExpired = await handle.result()
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)

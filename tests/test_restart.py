@@ -14,7 +14,7 @@ from db import blocks, learners
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from licensing.terms import start_licence_term
-from payloads.blocks import LicenceBlockInput
+from payloads.blocks import BlockExpired, LicenceBlockInput
 from payloads.common import SYSTEM
 from rules.licences import BlockKind, LearnerSource
 from tests import factories
@@ -81,7 +81,7 @@ async def test_a_block_expires_once_across_a_server_and_worker_restart(
     try:
         async with build_worker(second.client, settings, sessions):
             handle = second.client.get_workflow_handle_for(LicenceBlockWorkflow.run, block_workflow_id(block.id))
-            expired = await handle.result()
+            expired: BlockExpired = await handle.result()
     finally:
         await second.shutdown()
     summaries = [m for m in smtp.inbox.messages if "have expired" in str(m["Subject"])]
