@@ -20,7 +20,7 @@ from rules.licences import BlockKind, LearnerSource
 from tests import factories
 from tests.conftest import installed_binary
 from tests.smtp_server import SmtpServer
-from workflows.block import LicenceBlockWorkflow, block_workflow_id
+from workflows.block import block_workflow_id
 from workflows.search import ALL_KEYS
 
 
@@ -80,7 +80,7 @@ async def test_a_block_expires_once_across_a_server_and_worker_restart(
     second = await _dev_server(tmp_path / "temporal.db")
     try:
         async with build_worker(second.client, settings, sessions):
-            handle = second.client.get_workflow_handle_for(LicenceBlockWorkflow.run, block_workflow_id(block.id))
+            handle = second.client.get_workflow_handle(block_workflow_id(block.id), result_type=BlockExpired)
             expired: BlockExpired = await handle.result()
     finally:
         await second.shutdown()
