@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import blocks, directory
+from db import blocks, directory, learners
 from db.models import LicenceBlock
 from payloads.blocks import ExpireBlock
 from payloads.common import SYSTEM, Actor, Role
-from rules.licences import BlockKind
+from rules.licences import BlockKind, LearnerSource
 
 
 @dataclass(frozen=True)
@@ -130,3 +130,29 @@ async def expire_customer_blocks(sessions: async_sessionmaker[AsyncSession], ten
         await blocks.expire_block(
             sessions, ExpireBlock(block_id=block_id, at=datetime.now(UTC), actor=SYSTEM, reason="test: term ended")
         )
+
+
+async def short_block_with_a_learner(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant, *, seconds: int
+) -> LicenceBlock:
+    """Two licences expiring in `seconds`, one of them held by a new learner: a term for restart tests."""
+    now = datetime.now(UTC)
+    async with sessions.begin() as session:
+        made = await blocks.create_block(
+            session,
+            customer_id=tenant.customer_id,
+            kind=BlockKind.PREMIUM,
+            quantity=2,
+            starts_at=now,
+            expires_at=now + timedelta(seconds=seconds),
+        )
+        await learners.add_learner(
+            session,
+            customer_id=tenant.customer_id,
+            email=f"{uuid.uuid4().hex[:8]}@example.com",
+            name="Lee",
+            source=LearnerSource.MANUAL,
+            actor=SYSTEM,
+            now=now,
+        )
+    return made

@@ -16,14 +16,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from db import blocks, learners
 from db.models import Customer, Licence, OutboxEmail
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from licensing.terms import start_block_term
 from payloads.blocks import BlockExpired
-from payloads.common import SYSTEM
-from rules.licences import BlockKind, LearnerSource
 from tests import factories
 from tests.conftest import installed_binary
 from tests.processes import start_worker
@@ -141,25 +138,8 @@ async def test_a_block_expires_once_when_the_server_is_killed_before_its_expiry(
     server = _dev_server(state, port)
     try:
         client = await _connect(port)
-        now = datetime.now(UTC)
-        async with sessions.begin() as session:
-            block = await blocks.create_block(
-                session,
-                customer_id=tenant.customer_id,
-                kind=BlockKind.PREMIUM,
-                quantity=2,
-                starts_at=now,
-                expires_at=now + timedelta(seconds=6),
-            )
-            await learners.add_learner(
-                session,
-                customer_id=tenant.customer_id,
-                email="kept@example.com",
-                name="K",
-                source=LearnerSource.MANUAL,
-                actor=SYSTEM,
-                now=now,
-            )
+        block = await factories.short_block_with_a_learner(sessions, tenant, seconds=6)
+        async with sessions() as session:
             customer = await session.get_one(Customer, tenant.customer_id)
         term_settings = settings.model_copy(update={"renewal_reminders": ""})
         async with build_worker(client, term_settings, sessions):

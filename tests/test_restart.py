@@ -2,7 +2,6 @@
 a block's expiry instant and started after it, and the worker is replaced; the block expires once."""
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,13 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from db import blocks, learners
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from licensing.terms import start_licence_term
 from payloads.blocks import BlockExpired, LicenceBlockInput
-from payloads.common import SYSTEM
-from rules.licences import BlockKind, LearnerSource
 from tests import factories
 from tests.conftest import installed_binary
 from tests.smtp_server import SmtpServer
@@ -42,25 +38,7 @@ async def test_a_block_expires_once_across_a_server_and_worker_restart(
     tenant: factories.Tenant,
 ) -> None:
     first = await _dev_server(tmp_path / "temporal.db")
-    now = datetime.now(UTC)
-    async with sessions.begin() as session:
-        block = await blocks.create_block(
-            session,
-            customer_id=tenant.customer_id,
-            kind=BlockKind.PREMIUM,
-            quantity=2,
-            starts_at=now,
-            expires_at=now + timedelta(seconds=5),
-        )
-        await learners.add_learner(
-            session,
-            customer_id=tenant.customer_id,
-            email=f"{uuid.uuid4().hex[:8]}@example.com",
-            name="Lee",
-            source=LearnerSource.MANUAL,
-            actor=SYSTEM,
-            now=now,
-        )
+    block = await factories.short_block_with_a_learner(sessions, tenant, seconds=5)
     term = LicenceBlockInput(
         block_id=block.id,
         partner_id=tenant.partner_id,
