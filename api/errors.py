@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
@@ -115,6 +115,11 @@ def install(app: FastAPI) -> None:
     async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
         log.error("database unavailable", exc_info=error)
         return _detail(503, "the database is unavailable right now; try again shortly")
+
+    @app.exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError)
+    async def _update_unanswered(_: Request, error: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:
+        log.warning("a workflow update was not answered in time", exc_info=error)
+        return _detail(503, "the licence workflow has not answered yet; read the object again in a moment")
 
     @app.exception_handler(RPCError)
     async def _temporal_down(_: Request, error: RPCError) -> JSONResponse:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.errors import ServiceUnavailable
@@ -33,7 +33,8 @@ async def _answer(call: Awaitable[T], still_running: str) -> T:
     try:
         async with asyncio.timeout(ANSWER_WITHIN_SECONDS):
             return await call
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The client gave up waiting (or the server's long poll did): the workflow may still finish the work.
         raise ServiceUnavailable(still_running) from None
 
 
