@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import AuditEvent
+from db.models import AuditEvent, Customer
 from payloads.common import Actor
 
 
@@ -36,4 +36,30 @@ def record(
             subject_id=subject_id,
             details=details or {},
         )
+    )
+
+
+async def record_for_customer(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    actor: Actor,
+    action: str,
+    subject_type: str,
+    subject_id: uuid.UUID,
+    at: datetime,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An event about one customer's things, filed under the customer and its partner."""
+    customer = await session.get_one(Customer, customer_id)
+    record(
+        session,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        at=at,
+        partner_id=customer.partner_id,
+        customer_id=customer_id,
+        details=details,
     )

@@ -7,7 +7,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import audit
-from db.models import Customer, Learner, Licence, LicenceBlock
+from db.models import Learner, Licence, LicenceBlock
 from db.types import affected
 from payloads.blocks import BlockExpired, ExpireBlock
 from rules.errors import NotFound
@@ -80,16 +80,14 @@ async def expire_block(sessions: async_sessionmaker[AsyncSession], data: ExpireB
         block.licences_expired = affected(licences)
         block.learners_expired = affected(learners)
         outcome = await _what_expired(session, block)
-        customer = await session.get_one(Customer, block.customer_id)
-        audit.record(
+        await audit.record_for_customer(
             session,
+            customer_id=block.customer_id,
             actor=data.actor,
             action="licence_block.expired",
             subject_type="licence_block",
             subject_id=block.id,
             at=data.at,
-            partner_id=customer.partner_id,
-            customer_id=customer.id,
             details={"reason": data.reason, "licences": outcome.licences_expired, "learners": outcome.learners_expired},
         )
     return outcome

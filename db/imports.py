@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import audit
 from db.learners import NewLearner, create_learners
-from db.models import Customer, Learner, LearnerImport, LearnerImportError, LearnerImportRow
+from db.models import Learner, LearnerImport, LearnerImportError, LearnerImportRow
 from payloads.common import Actor
 from payloads.imports import ImportBatch, ImportProgress
 from rules.errors import NotFound
@@ -60,16 +60,14 @@ async def store_upload(
             ],
         )
         upload.total_rows += len(chunk)
-    customer = await session.get_one(Customer, customer_id)
-    audit.record(
+    await audit.record_for_customer(
         session,
+        customer_id=customer_id,
         actor=actor,
         action="learner_import.started",
         subject_type="learner_import",
         subject_id=upload.id,
         at=now,
-        partner_id=customer.partner_id,
-        customer_id=customer_id,
         details={"filename": upload.filename, "rows": upload.total_rows},
     )
     return upload

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
-from db.models import Customer, Learner, Licence, TrainingRecord
+from db.models import Learner, Licence, TrainingRecord
 from db.types import affected
 from payloads.common import Actor
 from rules.errors import Conflict, NotFound
@@ -46,10 +46,6 @@ async def _hold(session: AsyncSession, licence: Licence, learner: Learner, *, no
     )
     learner.licence_status = LearnerStatus.ACTIVE.value
     learner.licence_expires_at = licence.expires_at
-
-
-async def _partner_of(session: AsyncSession, customer_id: uuid.UUID) -> uuid.UUID:
-    return (await session.execute(select(Customer.partner_id).where(Customer.id == customer_id))).scalar_one()
 
 
 @dataclass(frozen=True)
@@ -91,17 +87,15 @@ async def create_learners(
     free = await _free_licences(session, customer_id, now=now, count=len(created))
     for learner, licence in zip(created, free, strict=False):
         await _hold(session, licence, learner, now=now)
-    partner_id = await _partner_of(session, customer_id)
     for learner in created:
-        audit.record(
+        await audit.record_for_customer(
             session,
+            customer_id=customer_id,
             actor=actor,
             action="learner.created",
             subject_type="learner",
             subject_id=learner.id,
             at=now,
-            partner_id=partner_id,
-            customer_id=customer_id,
             details={"source": source.value, "licence_status": learner.licence_status},
         )
     return created
@@ -191,18 +185,16 @@ async def allocate(
     free = await _free_licences(session, customer_id, now=now, count=len(learners))
     # What could be locked is what is free for us: on PostgreSQL another transaction may hold some for a moment.
     check_allocation(asked=len(learners), available=len(free))
-    partner_id = await _partner_of(session, customer_id)
     for learner, licence in zip(learners, free, strict=False):
         await _hold(session, licence, learner, now=now)
-        audit.record(
+        await audit.record_for_customer(
             session,
+            customer_id=customer_id,
             actor=actor,
             action="licence.allocated",
             subject_type="learner",
             subject_id=learner.id,
             at=now,
-            partner_id=partner_id,
-            customer_id=customer_id,
             details={"licence_id": str(licence.id), "expires_at": licence.expires_at.isoformat()},
         )
     return learners
@@ -227,15 +219,14 @@ async def delete_learner(
     licence_id = await release_licence(session, learner)
     records = await session.execute(delete(TrainingRecord).where(TrainingRecord.learner_id == learner.id))
     await session.delete(learner)
-    audit.record(
+    await audit.record_for_customer(
         session,
+        customer_id=customer_id,
         actor=actor,
         action="learner.deleted",
         subject_type="learner",
         subject_id=learner.id,
         at=now,
-        partner_id=await _partner_of(session, customer_id),
-        customer_id=customer_id,
         details={
             "freed_licence_id": str(licence_id) if licence_id else None,
             "training_records_deleted": affected(records),

@@ -31,16 +31,14 @@ async def create_token(
         created_at=at,
     )
     session.add(row)
-    customer = await session.get_one(Customer, customer_id)
-    audit.record(
+    await audit.record_for_customer(
         session,
+        customer_id=customer_id,
         actor=actor,
         action="scim_token.created",
         subject_type="scim_token",
         subject_id=row.id,
         at=at,
-        partner_id=customer.partner_id,
-        customer_id=customer_id,
     )
     return row, token
 
@@ -53,16 +51,14 @@ async def revoke_token(
         raise NotFound(f"SCIM token {token_id} not found")
     if row.revoked_at is None:
         row.revoked_at = at
-        customer = await session.get_one(Customer, customer_id)
-        audit.record(
+        await audit.record_for_customer(
             session,
+            customer_id=customer_id,
             actor=actor,
             action="scim_token.revoked",
             subject_type="scim_token",
             subject_id=row.id,
             at=at,
-            partner_id=customer.partner_id,
-            customer_id=customer_id,
         )
 
 
@@ -194,15 +190,13 @@ async def _audit(
     action: str,
     details: dict[str, object] | None = None,
 ) -> None:
-    customer = await session.get_one(Customer, learner.customer_id)
-    audit.record(
+    await audit.record_for_customer(
         session,
+        customer_id=learner.customer_id,
         actor=actor,
         action=action,
         subject_type="learner",
         subject_id=learner.id,
         at=now,
-        partner_id=customer.partner_id,
-        customer_id=customer.id,
-        details=details or {},
+        details=details,
     )

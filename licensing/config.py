@@ -5,7 +5,7 @@ from functools import lru_cache
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rules.durations import Duration, parse_duration, parse_duration_list
+from rules.durations import parse_duration, parse_duration_list
 
 
 class Settings(BaseSettings):
@@ -49,14 +49,6 @@ class Settings(BaseSettings):
     def renewal_reminder_offsets(self) -> list[str]:
         """`P30D,P7D` -> ["P30D", "P7D"], as the licence-term workflow takes them."""
         return [offset.strip().upper() for offset in self.renewal_reminders.split(",") if offset.strip()]
-
-    @property
-    def licence_term_duration(self) -> Duration:
-        return parse_duration(self.licence_term)
-
-    @property
-    def order_reminder_duration(self) -> Duration:
-        return parse_duration(self.order_reminder_after)
 
 
 @lru_cache

@@ -42,14 +42,3 @@ class InvalidInput(LicensingError):
     """Well-formed input that breaks a limit or a rule about its shape (answered 422)."""
 
     type = "InvalidInput"
-
-
-ERROR_TYPES: tuple[type[LicensingError], ...] = (
-    OrderNotRequested,
-    InsufficientStock,
-    InsufficientLicences,
-    NotFound,
-    Conflict,
-    InvalidInput,
-    TooLarge,
-)

@@ -137,11 +137,6 @@ async def tenant(sessions: async_sessionmaker[AsyncSession]) -> factories.Tenant
     return await factories.tenant(sessions)
 
 
-@pytest.fixture
-def tmp_var(tmp_path: Path) -> Path:
-    return tmp_path
-
-
 # Fixtures of real processes for the fault tests (tests/processes.py).
 api_alone = processes.api_alone
 workers = processes.workers
