@@ -1,0 +1,211 @@
+"""PostgreSQL stopped (`pg_ctlcluster ... stop`) while a real worker process is assigning orders and importing
+learners: meanwhile the API answers 503 with a message a person can act on and writes nothing; once the database is
+back, every workflow finishes, each thing done once.
+
+Runs on PostgreSQL only, against a local cluster this machine may stop and start (as root or postgres)."""
+
+import asyncio
+import os
+import pwd
+import shutil
+import subprocess
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowUpdateStage
+from temporalio.testing import WorkflowEnvironment
+
+from db.models import AuditEvent, Learner, Licence, LicenceBlock, LicenceOrder, OutboxEmail
+from licensing.config import Settings
+from payloads.common import Actor, Role
+from payloads.orders import AssignRequest
+from tests import factories
+from tests.databases import backend
+from tests.processes import start_worker
+from tests.smtp_server import SmtpServer
+from tests.test_learner_import import csv_of
+from workflows.order import LicenceOrderWorkflow
+
+ORDERS = 6
+ROWS = 20_000
+DATABASE_DOWN = "the database is unavailable right now; try again shortly"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    version: str
+    name: str
+
+    def _ctl(self, action: str, *options: str) -> int:
+        command = ["pg_ctlcluster", *options, self.version, self.name, action]
+        return subprocess.run(command, capture_output=True, timeout=60).returncode
+
+    def stop(self) -> None:
+        assert self._ctl("stop", "--mode", "fast") == 0, "pg_ctlcluster could not stop the cluster"
+
+    def start(self) -> None:
+        """Start it unless it is running (`status` answers 0 when it is)."""
+        if self._ctl("status") != 0:
+            assert self._ctl("start") == 0, "pg_ctlcluster could not start the cluster"
+
+
+def _local_cluster() -> Cluster | None:
+    """The Debian cluster serving the test database's port, if this user may stop and start it."""
+    if backend() != "postgresql" or shutil.which("pg_lsclusters") is None:
+        return None
+    if os.geteuid() != 0 and pwd.getpwuid(os.geteuid()).pw_name != "postgres":
+        return None
+    url = make_url(os.environ["LICENSING_TEST_DATABASE_URL"])
+    if url.host not in (None, "", "localhost", "127.0.0.1"):
+        return None
+    listed = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True).stdout
+    for line in listed.splitlines():
+        version, name, port, status, *_ = line.split()
+        if int(port) == (url.port or 5432) and status == "online":
+            return Cluster(version, name)
+    return None
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    found = _local_cluster()
+    if found is None:
+        pytest.skip("needs LICENSING_TEST_DATABASE=postgresql on a local cluster this user may stop (root/postgres)")
+    try:
+        yield found
+    finally:
+        found.start()  # whatever happened, the database is running again for the tests after this one
+
+
+async def _until(check: Callable[[], Awaitable[bool]], within_seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "the work did not finish in time"
+        await asyncio.sleep(0.3)
+
+
+async def _count(sessions: async_sessionmaker[AsyncSession], query: object) -> int:
+    async with sessions() as session:
+        return int((await session.execute(query)).scalar_one())  # type: ignore[call-overload]
+
+
+async def test_the_database_stopped_mid_work_answers_503_then_everything_finishes_once(
+    api_alone: httpx.AsyncClient,
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    smtp: SmtpServer,
+    sessions: async_sessionmaker[AsyncSession],
+    workers: list[subprocess.Popen[bytes]],
+    cluster: Cluster,
+) -> None:
+    tenant = await factories.tenant(sessions, stock=100)
+    await factories.block(sessions, tenant, quantity=50, days=365)
+    customer = tenant.customer_manager.headers
+    workers.append(start_worker(dev_server, settings))
+    orders = [
+        (
+            await api_alone.post(
+                f"/customers/{tenant.customer_id}/licence-orders", json={"quantity": 2}, headers=customer
+            )
+        ).json()["id"]
+        for _ in range(ORDERS)
+    ]
+    content = csv_of("email,name", *(f"staff{n}@example.com,Staff {n}" for n in range(ROWS)))
+    upload = await api_alone.post(
+        f"/customers/{tenant.customer_id}/learner-imports",
+        files={"file": ("staff.csv", content, "text/csv")},
+        headers=customer,
+    )
+    import_url = f"/customers/{tenant.customer_id}/learner-imports/{upload.json()['id']}"
+
+    async def import_under_way() -> bool:
+        return int((await api_alone.get(import_url, headers=customer)).json()["processed_rows"]) > 0
+
+    await _until(import_under_way, 120)
+    partner = Actor(user_id=tenant.partner_manager.id, role=Role.PARTNER_MANAGER)
+
+    async def assign(order_id: str) -> None:
+        handle = dev_server.client.get_workflow_handle(f"licence-order-{order_id}")
+        await handle.start_update(
+            LicenceOrderWorkflow.assign, AssignRequest(actor=partner), wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+
+    # Half the assignments are under way when the database stops; the other half are accepted while it is down.
+    await asyncio.gather(*(assign(o) for o in orders[: ORDERS // 2]))
+    cluster.stop()
+    try:
+        await asyncio.gather(*(assign(o) for o in orders[ORDERS // 2 :]))
+        answers = [
+            await api_alone.get(f"/licence-orders/{orders[0]}", headers=tenant.partner_manager.headers),
+            await api_alone.post(
+                f"/customers/{tenant.customer_id}/licence-orders", json={"quantity": 3}, headers=customer
+            ),
+            await api_alone.get(import_url, headers=customer),
+        ]
+        ready = await api_alone.get("http://testserver/readyz")
+        await asyncio.sleep(5)  # the worker's activities fail and are retried meanwhile
+    finally:
+        cluster.start()
+    assert [(a.status_code, a.json()["detail"]) for a in answers] == [(503, DATABASE_DOWN)] * 3
+    assert ready.status_code == 503 and "database" in ready.json()["detail"]
+
+    async def finished() -> bool:
+        statuses = [
+            (await api_alone.get(f"/licence-orders/{o}", headers=tenant.partner_manager.headers)).json()["status"]
+            for o in orders
+        ]
+        progress = (await api_alone.get(import_url, headers=customer)).json()
+        emailed = len(smtp.inbox.to(tenant.customer_manager.email)) >= ORDERS  # one "assigned" email each
+        return statuses == ["assigned"] * ORDERS and progress["status"] == "finished" and emailed
+
+    await _until(finished, 240)
+    assert (await api_alone.get("http://testserver/readyz")).status_code == 200
+    mine = tenant.customer_id
+    stock = (await api_alone.get(f"/partners/{tenant.partner_id}", headers=tenant.partner_manager.headers)).json()
+    progress = (await api_alone.get(import_url, headers=customer)).json()
+    held = progress["licensed"]
+    assert held >= 50
+    assert {
+        "stock": stock["licence_stock"],
+        "orders": await _count(sessions, select(func.count()).where(LicenceOrder.customer_id == mine)),
+        "order blocks": await _count(sessions, select(func.count()).where(LicenceBlock.customer_id == mine)),
+        "licences": await _count(sessions, select(func.count()).where(Licence.customer_id == mine)),
+        "assigned events": await _count(
+            sessions,
+            select(func.count()).where(AuditEvent.action == "licence_order.assigned", AuditEvent.customer_id == mine),
+        ),
+        "learners": await _count(sessions, select(func.count()).where(Learner.customer_id == mine)),
+        "distinct learner emails": await _count(
+            sessions, select(func.count(func.distinct(Learner.email))).where(Learner.customer_id == mine)
+        ),
+        "learners holding a licence": await _count(
+            sessions, select(func.count()).where(Learner.customer_id == mine, Learner.licence_status == "active")
+        ),
+        "licences held": await _count(
+            sessions, select(func.count()).where(Licence.customer_id == mine, Licence.learner_id.is_not(None))
+        ),
+        "outbox to the customer": await _count(
+            sessions,
+            select(func.count()).where(OutboxEmail.recipient == tenant.customer_manager.email),
+        ),
+        "delivered to the customer": len(smtp.inbox.to(tenant.customer_manager.email)),
+        "import": (progress["created"], progress["failed"]),
+    } == {
+        "stock": 100 - 2 * ORDERS,
+        "orders": ORDERS,
+        "order blocks": ORDERS + 1,  # and the block the tenant started with
+        "licences": 50 + 2 * ORDERS,
+        "assigned events": ORDERS,
+        "learners": ROWS,
+        "distinct learner emails": ROWS,
+        "learners holding a licence": held,  # one licence each, whichever of them came first
+        "licences held": held,
+        "outbox to the customer": ORDERS,
+        "delivered to the customer": ORDERS,
+        "import": (ROWS, 0),
+    }
