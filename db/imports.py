@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from itertools import islice
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,9 +15,10 @@ from db.learners import NewLearner, create_learners
 from db.models import Learner, LearnerImport, LearnerImportError, LearnerImportRow
 from payloads.common import Actor
 from payloads.imports import ImportBatch, ImportProgress
+from rules.emails import email_problem
 from rules.errors import NotFound
 from rules.learner_csv import CsvRow
-from rules.licences import LearnerSource, LearnerStatus
+from rules.licences import LearnerSource
 
 _INSERT_CHUNK = 1000
 
@@ -86,16 +86,6 @@ def progress_of(upload: LearnerImport) -> ImportProgress:
     )
 
 
-def _email_problem(email: str) -> str | None:
-    if not email:
-        return "email is missing"
-    try:
-        validate_email(email, check_deliverability=False)
-    except EmailNotValidError as problem:
-        return f"email {email!r} is not valid: {problem}"
-    return None
-
-
 async def _first_rows(session: AsyncSession, import_id: uuid.UUID, emails: set[str]) -> dict[str, int]:
     """For each email, the first row of the file that has it (to report later rows as duplicates)."""
     found = await session.execute(
@@ -120,24 +110,22 @@ async def process_batch(sessions: async_sessionmaker[AsyncSession], batch: Impor
             raise NotFound(f"learner import {batch.import_id} does not exist")
         if upload.status == "finished":
             return progress_of(upload)
-        rows = list(
-            (
-                await session.execute(
-                    select(LearnerImportRow)
-                    .where(LearnerImportRow.import_id == upload.id)
-                    .order_by(LearnerImportRow.row)
-                    .offset(upload.processed_rows)
-                    .limit(batch.batch_size)
-                )
-            ).scalars()
-        )
+        rows = (
+            await session.execute(
+                select(LearnerImportRow.row, LearnerImportRow.email, LearnerImportRow.name)
+                .where(LearnerImportRow.import_id == upload.id)
+                .order_by(LearnerImportRow.row)
+                .offset(upload.processed_rows)
+                .limit(batch.batch_size)
+            )
+        ).all()
         emails = {r.email for r in rows}
         first_rows = await _first_rows(session, upload.id, emails)
         existing = await _existing(session, upload.customer_id, emails)
         new: list[NewLearner] = []
         errors: list[dict[str, object]] = []
         for r in rows:
-            problem = _email_problem(r.email)
+            problem = email_problem(r.email)
             if problem is None and first_rows.get(r.email, r.row) < r.row:
                 problem = f"{r.email} is already in row {first_rows[r.email]} of this file"
             if problem is None and r.email in existing:
@@ -156,7 +144,7 @@ async def process_batch(sessions: async_sessionmaker[AsyncSession], batch: Impor
         )
         if errors:
             await session.execute(insert(LearnerImportError), errors)
-        licensed = sum(1 for learner in created if learner.licence_status == LearnerStatus.ACTIVE)
+        licensed = sum(1 for learner in created if learner.licensed)
         upload.processed_rows += len(rows)
         upload.created += len(created)
         upload.licensed += licensed

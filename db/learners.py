@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
@@ -22,10 +23,20 @@ from rules.errors import Conflict, NotFound
 from rules.licences import ALLOCATABLE, LearnerSource, LearnerStatus, LicenceStatus, check_allocation
 
 
-async def _free_licences(session: AsyncSession, customer_id: uuid.UUID, *, now: datetime, count: int) -> list[Licence]:
+@dataclass(frozen=True)
+class _FreeLicence:
+    id: uuid.UUID
+    expires_at: datetime
+
+
+async def _free_licences(
+    session: AsyncSession, customer_id: uuid.UUID, *, now: datetime, count: int
+) -> list[_FreeLicence]:
     """Up to `count` available licences still valid at `now`, the soonest to expire first, locked for us."""
+    if count == 0:
+        return []
     query = (
-        select(Licence)
+        select(Licence.id, Licence.expires_at)
         .where(
             Licence.customer_id == customer_id,
             Licence.status == LicenceStatus.AVAILABLE.value,
@@ -35,17 +46,23 @@ async def _free_licences(session: AsyncSession, customer_id: uuid.UUID, *, now: 
         .limit(count)
         .with_for_update(skip_locked=True)
     )
-    return list((await session.execute(query)).scalars())
+    return [_FreeLicence(id, expires_at) for id, expires_at in (await session.execute(query)).all()]
 
 
-async def _hold(session: AsyncSession, licence: Licence, learner: Learner, *, now: datetime) -> None:
+_LICENCES = cast(Table, Licence.__table__)
+_LEARNERS = cast(Table, Learner.__table__)
+
+
+async def _hold(session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, _FreeLicence]], *, now: datetime) -> None:
+    """Give each learner (by id) its licence, in one statement executed for every pair."""
+    if not pairs:
+        return
     await session.execute(
-        update(Licence)
-        .where(Licence.id == licence.id, Licence.status == LicenceStatus.AVAILABLE.value)
-        .values(status=LicenceStatus.ALLOCATED.value, learner_id=learner.id, allocated_at=now)
+        update(_LICENCES)
+        .where(_LICENCES.c.id == bindparam("licence"), _LICENCES.c.status == LicenceStatus.AVAILABLE.value)
+        .values(status=LicenceStatus.ALLOCATED.value, learner_id=bindparam("holder"), allocated_at=now),
+        [{"licence": licence.id, "holder": learner_id} for learner_id, licence in pairs],
     )
-    learner.licence_status = LearnerStatus.ACTIVE.value
-    learner.licence_expires_at = licence.expires_at
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,12 @@ class NewLearner:
     email: str | None  # normalised (lower case) by the caller
     name: str
     external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedLearner:
+    id: uuid.UUID
+    licensed: bool
 
 
 async def create_learners(
@@ -63,41 +86,42 @@ async def create_learners(
     source: LearnerSource,
     actor: Actor,
     now: datetime,
-) -> list[Learner]:
+) -> list[CreatedLearner]:
     """Create learners (whose emails the caller checked are new) and give each a free licence while any is
-    left, the soonest to expire first. The rest are `unlicensed`."""
-    created = [
-        Learner(
-            id=uuid.uuid4(),
-            customer_id=customer_id,
-            email=n.email,
-            name=n.name,
-            source=source.value,
-            licence_status=LearnerStatus.UNLICENSED.value,
-            licence_expires_at=None,
-            created_at=now,
-            active=True,
-            external_id=n.external_id,
-            updated_at=now,
-        )
-        for n in new
+    left, the soonest to expire first. The rest are `unlicensed`. A few statements, however many learners."""
+    if not new:
+        return []
+    free = await _free_licences(session, customer_id, now=now, count=len(new))
+    created = [CreatedLearner(id=uuid.uuid4(), licensed=i < len(free)) for i in range(len(new))]
+    status = {True: LearnerStatus.ACTIVE.value, False: LearnerStatus.UNLICENSED.value}
+    expiry = [licence.expires_at for licence in free] + [None] * (len(new) - len(free))
+    rows = [
+        {
+            "id": c.id,
+            "customer_id": customer_id,
+            "email": n.email,
+            "name": n.name,
+            "source": source.value,
+            "licence_status": status[c.licensed],
+            "licence_expires_at": expires_at,
+            "created_at": now,
+            "active": True,
+            "external_id": n.external_id,
+            "updated_at": now,
+        }
+        for c, n, expires_at in zip(created, new, expiry, strict=True)
     ]
-    session.add_all(created)
-    await session.flush()
-    free = await _free_licences(session, customer_id, now=now, count=len(created))
-    for learner, licence in zip(created, free, strict=False):
-        await _hold(session, licence, learner, now=now)
-    for learner in created:
-        await audit.record_for_customer(
-            session,
-            customer_id=customer_id,
-            actor=actor,
-            action="learner.created",
-            subject_type="learner",
-            subject_id=learner.id,
-            at=now,
-            details={"source": source.value, "licence_status": learner.licence_status},
-        )
+    await session.execute(insert(_LEARNERS), rows)
+    await _hold(session, [(c.id, licence) for c, licence in zip(created, free, strict=False)], now=now)
+    await audit.record_each_for_customer(
+        session,
+        customer_id=customer_id,
+        actor=actor,
+        action="learner.created",
+        subject_type="learner",
+        at=now,
+        subjects=[(c.id, {"source": source.value, "licence_status": status[c.licensed]}) for c in created],
+    )
     return created
 
 
@@ -118,8 +142,8 @@ async def add_learner(
     if taken.first():
         raise Conflict(f"a learner with email {email} already exists for this customer")
     new = [NewLearner(email=email, name=name, external_id=external_id)]
-    [learner] = await create_learners(session, customer_id=customer_id, new=new, source=source, actor=actor, now=now)
-    return learner
+    [created] = await create_learners(session, customer_id=customer_id, new=new, source=source, actor=actor, now=now)
+    return await session.get_one(Learner, created.id)
 
 
 async def get_learner(
@@ -186,17 +210,21 @@ async def allocate(
     # What could be locked is what is free for us: on PostgreSQL another transaction may hold some for a moment.
     check_allocation(asked=len(learners), available=len(free))
     for learner, licence in zip(learners, free, strict=False):
-        await _hold(session, licence, learner, now=now)
-        await audit.record_for_customer(
-            session,
-            customer_id=customer_id,
-            actor=actor,
-            action="licence.allocated",
-            subject_type="learner",
-            subject_id=learner.id,
-            at=now,
-            details={"licence_id": str(licence.id), "expires_at": licence.expires_at.isoformat()},
-        )
+        learner.licence_status = LearnerStatus.ACTIVE.value
+        learner.licence_expires_at = licence.expires_at
+    await _hold(session, [(learner.id, licence) for learner, licence in zip(learners, free, strict=False)], now=now)
+    await audit.record_each_for_customer(
+        session,
+        customer_id=customer_id,
+        actor=actor,
+        action="licence.allocated",
+        subject_type="learner",
+        at=now,
+        subjects=[
+            (learner.id, {"licence_id": str(licence.id), "expires_at": licence.expires_at.isoformat()})
+            for learner, licence in zip(learners, free, strict=False)
+        ],
+    )
     return learners
 
 

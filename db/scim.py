@@ -141,9 +141,10 @@ async def provision(
             email=user.email.lower() if user.email else None, name=user.learner_name, external_id=user.external_id
         )
     ]
-    [learner] = await create_learners(
+    [created] = await create_learners(
         session, customer_id=customer_id, new=new, source=LearnerSource.SCIM, actor=actor, now=now
     )
+    learner = await session.get_one(Learner, created.id)
     _write(learner, user, now)
     if not user.active:
         await _deactivate(session, learner, actor, now)

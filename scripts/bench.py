@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,13 +41,14 @@ from db.models import Learner, Licence, LicenceBlock
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings
 from licensing.temporal import build_worker
-from payloads.blocks import ExpireBlock
+from licensing.terms import start_licence_term
+from payloads.blocks import ExpireBlock, LicenceBlockInput
 from payloads.common import SYSTEM, Actor, Role
 from payloads.imports import ImportBatch
 from rules.learner_csv import CsvRow
 from rules.licences import BlockKind, LearnerSource
 from tests import factories
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, free_port
 from workflows.search import ALL_KEYS
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -269,11 +271,98 @@ async def read_latency(settings: Settings, sessions: Sessions, client: Client) -
     }
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+def _rss_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident memory of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+async def _answers(metrics: httpx.AsyncClient) -> bool:
+    try:
+        return (await metrics.get("/metrics")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def _workflow_tasks_done(metrics: httpx.AsyncClient) -> float:
+    """How many workflow tasks the worker has completed, from its Prometheus endpoint (0 until it answers)."""
+    try:
+        text = (await metrics.get("/metrics")).text
+    except httpx.TransportError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("temporal_workflow_task_execution_latency_count")
+    )
+
+
+def _worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    root = Path(__file__).resolve().parent.parent
+    quiet = subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, str(root / "worker.py")], cwd=root, env=env, stdout=quiet, stderr=quiet)
+
+
+async def worker_memory(client: Client, settings: Settings, terms: int = ROWS) -> dict[str, float]:
+    """A real `python worker.py` process: its peak RSS once it is polling, then with `terms` licence terms
+    started and asleep (each ran its first workflow task and waits on its timer)."""
+    metrics_address = f"127.0.0.1:{free_port()}"
+    queue = f"bench-terms-{uuid.uuid4()}"
+    env = {
+        **os.environ,
+        "LICENSING_DATABASE_URL": settings.database_url,
+        "LICENSING_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "LICENSING_TASK_QUEUE": queue,
+        "LICENSING_SMTP_PORT": str(settings.smtp_port),
+        "LICENSING_WORKER_METRICS_ADDRESS": metrics_address,
+    }
+    worker = _worker_process(env)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{metrics_address}") as metrics:
+            while not await _answers(metrics):
+                assert worker.poll() is None, "the worker process exited"
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2)
+            idle = _rss_mb(worker.pid)
+            now = datetime.now(UTC)
+            limit = asyncio.Semaphore(64)
+
+            async def start(n: int) -> None:
+                async with limit:
+                    await start_licence_term(
+                        client,
+                        queue,
+                        LicenceBlockInput(
+                            block_id=uuid.uuid4(),
+                            partner_id=uuid.uuid4(),
+                            customer_id=uuid.uuid4(),
+                            kind="premium",
+                            quantity=1 + n % 50,
+                            starts_at=now,
+                            expires_at=now + timedelta(days=365),
+                            renewal_reminders=settings.renewal_reminder_offsets,
+                        ),
+                    )
+
+            started = time.perf_counter()
+            await asyncio.gather(*(start(n) for n in range(terms)))
+            while await _workflow_tasks_done(metrics) < terms:
+                assert worker.poll() is None, "the worker process exited"
+                assert time.perf_counter() - started < 900, "the worker did not take up the terms in time"
+                await asyncio.sleep(0.5)
+            busy = _rss_mb(worker.pid)
+            current = _rss_mb(worker.pid, "VmRSS")
+    finally:
+        worker.terminate()
+        worker.wait()
+    return {
+        "worker_rss_mb_idle": idle,
+        "worker_rss_mb_10k_terms": busy,
+        "worker_rss_mb_10k_terms_now": current,
+        "worker_rss_10k_terms_vs_idle": busy / idle,
+    }
 
 
 async def main() -> dict[str, float]:
@@ -296,6 +385,7 @@ async def main() -> dict[str, float]:
             ("allocation race", allocation_race(sessions)),
             ("order throughput", order_throughput(env.client, settings, sessions)),
             ("read latency", read_latency(settings, sessions, env.client)),
+            ("worker memory", worker_memory(env.client, settings)),
         ):
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
             figures.update(await step)
