@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from itertools import islice
+from typing import cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import audit
@@ -53,7 +54,7 @@ async def store_upload(
     rows = iter(rows)
     while chunk := list(islice(rows, _INSERT_CHUNK)):
         await session.execute(
-            insert(LearnerImportRow),
+            insert(cast(Table, LearnerImportRow.__table__)),
             [
                 {"import_id": upload.id, "row": r.row, "email": r.email.lower()[:400], "name": r.name[:400]}
                 for r in chunk
