@@ -21,8 +21,13 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return sessions
 
 
+_READING = frozenset({"GET", "HEAD"})
+
+
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with _sessions(request)() as session:
+    """A GET reads beside the writers (on SQLite it takes no write lock, and may not write); others may write."""
+    sessions = request.app.state.read_sessions if request.method in _READING else _sessions(request)
+    async with sessions() as session:
         yield session
 
 

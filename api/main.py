@@ -17,7 +17,7 @@ from api.schemas import Problem
 from api.scim import errors as scim_errors
 from api.scim import routes as scim_routes
 from api.scim.errors import ScimError
-from db.session import create_engine, create_session_factory
+from db.session import create_engine, create_session_factory, read_sessions
 from licensing.config import Settings, get_settings
 from licensing.logs import configure as configure_logs
 from licensing.temporal import connect
@@ -69,6 +69,7 @@ def create_app(
         if sessions is None:
             engine = create_engine(settings.database_url)
             app.state.sessions = create_session_factory(engine)
+            app.state.read_sessions = read_sessions(app.state.sessions)
         if temporal is None:
             configure_logs()
         app.state.temporal = temporal or await connect(settings)
@@ -86,6 +87,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.read_sessions = read_sessions(sessions) if sessions is not None else None
     app.state.temporal = temporal
     errors.install(app)
     observability.install(app)

@@ -33,7 +33,7 @@ async def healthz() -> dict[str, str]:
 
 async def _database(request: Request) -> str | None:
     try:
-        async with asyncio.timeout(CHECK_SECONDS), request.app.state.sessions() as session:
+        async with asyncio.timeout(CHECK_SECONDS), request.app.state.read_sessions() as session:
             await session.execute(text("SELECT 1"))
         return None
     except Exception as problem:

@@ -1,7 +1,10 @@
 """Engines and sessions for `sqlite:///PATH` and `postgresql://...` URLs.
 
 On SQLite, SQLAlchemy silently drops `FOR UPDATE`, so every transaction starts with `BEGIN IMMEDIATE`: it takes
-the database's write lock up front and concurrent writers queue on the busy timeout instead of racing.
+the database's write lock up front and concurrent writers queue on the busy timeout instead of racing. Sessions
+made by `read_sessions` are the exception: they begin a deferred transaction with the connection set to
+`query_only`, so readers read their snapshot beside the writer (WAL) and cannot write by mistake (on PostgreSQL
+they are READ ONLY transactions).
 """
 
 from typing import Any
@@ -13,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+_READ_ONLY = "licensing_read_only"
 
 
 def _with_driver(url: str, drivers: dict[str, str]) -> URL:
@@ -43,7 +47,11 @@ def _serialize_sqlite_writers(engine: Any) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = bool(connection.get_execution_options().get(_READ_ONLY))
+        if connection.info.get(_READ_ONLY, False) != reading:  # the pooled connection remembers its last mode
+            connection.exec_driver_sql(f"PRAGMA query_only={int(reading)}")  # before BEGIN IMMEDIATE, which writes
+            connection.info[_READ_ONLY] = reading
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -57,3 +65,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def read_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the same engine for requests that only read (see the module's docstring)."""
+    engine = sessions.kw["bind"]
+    assert isinstance(engine, AsyncEngine)
+    options: dict[str, Any] = {_READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    return async_sessionmaker(engine.execution_options(**options), expire_on_commit=False)

@@ -6,7 +6,8 @@ PostgreSQL named by LICENSING_BENCH_DATABASE_URL) and SMTP sink. Figures and goa
 - import_10k_vs_raw_insert: importing 10,000 CSV rows / a raw bulk INSERT of 10,000 learners (goal <= 5)
 - allocation_race_double_allocations: licences held twice after 200 concurrent adds for 50 licences (must be 0)
 - order_throughput_ratio: full order lifecycles per second / a minimal order-shaped workflow (3 no-op activities
-  and one update) per second on the same server (goal >= 0.7)
+  and one update) per second on the same server (goal >= 0.7); with the CPU each used per order, in this process
+  (API, worker and SMTP sink) and in the Temporal server, to show where the time goes
 - read_p50_ratio, read_p99_ratio: GET a customer's licences / GET /healthz, 50 concurrent clients
 - worker_rss_mb_10k_terms / worker_rss_mb_idle: a worker's peak RSS with 10,000 sleeping licence terms / none
 """
@@ -14,6 +15,7 @@ PostgreSQL named by LICENSING_BENCH_DATABASE_URL) and SMTP sink. Figures and goa
 import asyncio
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -202,6 +204,29 @@ class BenchOrderShape:
         self.decided = True
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU time used so far by this process (all its threads) and by its child processes (the Temporal server)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            children += (int(fields[11]) + int(fields[12])) / ticks
+    return own.ru_utime + own.ru_stime, children
+
+
+def _per_item_ms(before: tuple[float, float], count: int, label: str) -> dict[str, float]:
+    after = _cpu_seconds()
+    return {
+        f"{label}_process_cpu_ms_each": (after[0] - before[0]) * 1000 / count,
+        f"{label}_server_cpu_ms_each": (after[1] - before[1]) * 1000 / count,
+    }
+
+
 async def order_throughput(client: Client, settings: Settings, sessions: Sessions, count: int = 30) -> dict[str, float]:
     tenant = await factories.tenant(sessions, stock=count * 2)
     app = create_app(settings, sessions=sessions, temporal=client)
@@ -221,9 +246,10 @@ async def order_throughput(client: Client, settings: Settings, sessions: Session
             await api.post(f"/licence-orders/{order['id']}/assign", headers=tenant.partner_manager.headers)
             await client.get_workflow_handle(f"licence-order-{order['id']}").result()
 
-        started = time.perf_counter()
+        cpu, started = _cpu_seconds(), time.perf_counter()
         await asyncio.gather(*(lifecycle() for _ in range(count)))
         ours = count / (time.perf_counter() - started)
+        figures = _per_item_ms(cpu, count, "order")
     queue = f"bench-{uuid.uuid4()}"
     async with Worker(client, task_queue=queue, workflows=[BenchOrderShape], activities=[bench_noop]):
 
@@ -232,10 +258,15 @@ async def order_throughput(client: Client, settings: Settings, sessions: Session
             await handle.execute_update(BenchOrderShape.decide)
             await handle.result()
 
-        started = time.perf_counter()
+        cpu, started = _cpu_seconds(), time.perf_counter()
         await asyncio.gather(*(shaped() for _ in range(count)))
         baseline = count / (time.perf_counter() - started)
-    return {"orders_per_second": ours, "order_shaped_per_second": baseline, "order_throughput_ratio": ours / baseline}
+        figures |= _per_item_ms(cpu, count, "order_shaped")
+    return figures | {
+        "orders_per_second": ours,
+        "order_shaped_per_second": baseline,
+        "order_throughput_ratio": ours / baseline,
+    }
 
 
 async def read_latency(settings: Settings, sessions: Sessions, client: Client) -> dict[str, float]:

@@ -29,7 +29,7 @@ ADDRESSES = [
     "a.@example.com",
     "a..b@example.com",
     '"quoted local"@example.com',
-    "quoted\"inside@example.com",
+    'quoted"inside@example.com',
     "no-at-sign.example.com",
     "two@at@example.com",
     "@example.com",
