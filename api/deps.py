@@ -5,14 +5,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.auth import Principal
 from api.errors import ServiceUnavailable, Unauthorized
-from db.directory import user_by_token
-from db.models import Customer
+from db.directory import caller_by_token
 from licensing.config import Settings
 
 
@@ -46,23 +44,28 @@ def _temporal(request: Request) -> Client:
 _bearer = HTTPBearer(auto_error=False, description="The token printed when the user was created.")
 
 
+async def _caller(session: AsyncSession, token: str) -> Principal:
+    found = await caller_by_token(session, token)
+    if found is None:
+        raise Unauthorized("this token is not valid; ask your operator or partner for a new one")
+    user, partner_id = found
+    return Principal.of(user, partner_id)
+
+
 async def _principal(
+    request: Request,
     session: Annotated[AsyncSession, Depends(_session)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send 'Authorization: Bearer TOKEN' with the token you were given")
-    user = await user_by_token(session, credentials.credentials)
-    if user is None:
-        raise Unauthorized("this token is not valid; ask your operator or partner for a new one")
-    partner_id = None
-    if user.customer_id is not None:
-        partner_id = (
-            await session.execute(select(Customer.partner_id).where(Customer.id == user.customer_id))
-        ).scalar()
-    principal = Principal.of(user, partner_id)
-    await session.rollback()  # release SQLite's lock before the route's own transaction
-    return principal
+    if request.method in _READING:
+        principal = await _caller(session, credentials.credentials)
+        await session.rollback()  # end the read; the route begins its own
+        return principal
+    # A request that writes looks its caller up without taking SQLite's write lock.
+    async with request.app.state.read_sessions() as reader:
+        return await _caller(reader, credentials.credentials)
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]

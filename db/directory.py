@@ -29,6 +29,17 @@ async def user_by_token(session: AsyncSession, token: str) -> User | None:
     return (await session.execute(select(User).where(User.token_hash == hash_token(token)))).scalar_one_or_none()
 
 
+async def caller_by_token(session: AsyncSession, token: str) -> tuple[User, uuid.UUID | None] | None:
+    """The token's user and, for a customer's manager, the customer's partner: one query per request."""
+    found = await session.execute(
+        select(User, Customer.partner_id)
+        .outerjoin(Customer, Customer.id == User.customer_id)
+        .where(User.token_hash == hash_token(token))
+    )
+    row = found.one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
 async def create_partner(session: AsyncSession, *, name: str, actor: Actor, at: datetime) -> Partner:
     if (await session.execute(select(Partner.id).where(Partner.name == name))).first():
         raise Conflict(f"a partner named {name!r} already exists")
