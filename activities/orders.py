@@ -2,9 +2,12 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.client import Client
 
 from activities.errors import business_errors_are_final
 from db import notices, orders
+from licensing import terms
+from payloads.blocks import LicenceBlockInput
 from payloads.orders import (
     AssignOrder,
     CloseOrder,
@@ -17,24 +20,46 @@ from payloads.orders import (
 
 
 class OrderActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, mail_from: str) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, mail_from: str, client: Client, task_queue: str
+    ) -> None:
         self._sessions = sessions
         self._mail_from = mail_from
+        self._client = client
+        self._task_queue = task_queue
 
     @activity.defn(name="persist_order")
     @business_errors_are_final
     async def persist_order(self, data: PersistOrder) -> OrderRegistered:
-        return await orders.persist_order(self._sessions, data)
+        return await orders.persist_order(self._sessions, data, mail_from=self._mail_from)
 
     @activity.defn(name="assign_order")
     @business_errors_are_final
     async def assign_order(self, data: AssignOrder) -> OrderOutcome:
-        return await orders.assign_order(self._sessions, data)
+        """The assignment (and its notices) in one transaction; then, if asked, the new block's term workflow,
+        started once however often this is retried."""
+        outcome = await orders.assign_order(self._sessions, data, mail_from=self._mail_from)
+        if data.start_term is not None and outcome.block_id and outcome.starts_at and outcome.expires_at:
+            await terms.start_licence_term(
+                self._client,
+                self._task_queue,
+                LicenceBlockInput(
+                    block_id=outcome.block_id,
+                    partner_id=data.start_term.partner_id,
+                    customer_id=data.start_term.customer_id,
+                    kind="premium",
+                    quantity=data.start_term.quantity,
+                    starts_at=outcome.starts_at,
+                    expires_at=outcome.expires_at,
+                    renewal_reminders=data.start_term.renewal_reminders,
+                ),
+            )
+        return outcome
 
     @activity.defn(name="close_order")
     @business_errors_are_final
     async def close_order(self, data: CloseOrder) -> OrderOutcome:
-        return await orders.close_order(self._sessions, data)
+        return await orders.close_order(self._sessions, data, mail_from=self._mail_from)
 
     @activity.defn(name="notify_order_event")
     @business_errors_are_final

@@ -88,6 +88,41 @@ async def _recipients(session: AsyncSession, order: LicenceOrder, event: OrderEv
     return list((await session.execute(select(User).where(scope).order_by(User.email))).scalars())
 
 
+async def write_order_notices(
+    session: AsyncSession, order: LicenceOrder, notice: OrderNotice, *, mail_from: str
+) -> list[uuid.UUID]:
+    """The event's in-app notices and emails, in the caller's transaction; the outbox ids (earlier ones kept)."""
+    customer = await session.get_one(Customer, order.customer_id)
+    partner = await session.get_one(Partner, order.partner_id)
+    block = (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))).scalar_one_or_none()
+    suffix = f"{notice.event.value}-{notice.sequence}" if notice.event is OrderEvent.REMINDER else notice.event.value
+    render = _TEMPLATES[notice.event]
+    notices = [
+        Notice(
+            key=f"order-{order.id}:{suffix}:{user.id}",
+            recipient=user,
+            message=render(
+                templates.OrderFacts(
+                    order_id=str(order.id),
+                    partner_name=partner.name,
+                    customer_name=customer.name,
+                    quantity=order.quantity,
+                    requested_at=order.requested_at,
+                    recipient_name=user.name,
+                    expires_at=block.expires_at if block else None,
+                    reason=order.reject_reason,
+                    reminder_number=notice.sequence,
+                )
+            ),
+            kind=f"licence_order.{notice.event.value}",
+            subject_type="licence_order",
+            subject_id=order.id,
+        )
+        for user in await _recipients(session, order, notice.event)
+    ]
+    return await write_notices(session, notices, at=notice.at, mail_from=mail_from)
+
+
 async def notify_order_event(
     sessions: async_sessionmaker[AsyncSession], notice: OrderNotice, *, mail_from: str
 ) -> NoticeResult:
@@ -95,39 +130,7 @@ async def notify_order_event(
         order = await session.get(LicenceOrder, notice.order_id)
         if order is None:
             raise NotFound(f"licence order {notice.order_id} does not exist")
-        customer = await session.get_one(Customer, order.customer_id)
-        partner = await session.get_one(Partner, order.partner_id)
-        block = (
-            await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))
-        ).scalar_one_or_none()
-        suffix = (
-            f"{notice.event.value}-{notice.sequence}" if notice.event is OrderEvent.REMINDER else notice.event.value
-        )
-        render = _TEMPLATES[notice.event]
-        notices = [
-            Notice(
-                key=f"order-{order.id}:{suffix}:{user.id}",
-                recipient=user,
-                message=render(
-                    templates.OrderFacts(
-                        order_id=str(order.id),
-                        partner_name=partner.name,
-                        customer_name=customer.name,
-                        quantity=order.quantity,
-                        requested_at=order.requested_at,
-                        recipient_name=user.name,
-                        expires_at=block.expires_at if block else None,
-                        reason=order.reject_reason,
-                        reminder_number=notice.sequence,
-                    )
-                ),
-                kind=f"licence_order.{notice.event.value}",
-                subject_type="licence_order",
-                subject_id=order.id,
-            )
-            for user in await _recipients(session, order, notice.event)
-        ]
-        ids = await write_notices(session, notices, at=notice.at, mail_from=mail_from)
+        ids = await write_order_notices(session, order, notice, mail_from=mail_from)
     return NoticeResult(email_ids=ids)
 
 

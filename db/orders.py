@@ -12,7 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import audit, blocks
 from db.models import LicenceBlock, LicenceOrder, Partner
-from payloads.orders import AssignOrder, CloseOrder, OrderOutcome, OrderRegistered, PersistOrder
+from db.notices import write_order_notices
+from payloads.orders import (
+    AssignOrder,
+    CloseOrder,
+    OrderEvent,
+    OrderNotice,
+    OrderOutcome,
+    OrderRegistered,
+    PersistOrder,
+)
 from rules.errors import NotFound
 from rules.licences import BlockKind
 from rules.orders import OrderDecision, OrderStatus, check_stock, decide
@@ -20,21 +29,22 @@ from rules.orders import OrderDecision, OrderStatus, check_stock, decide
 _DECISION_FOR = {OrderStatus.REJECTED: OrderDecision.REJECT, OrderStatus.CANCELLED: OrderDecision.CANCEL}
 
 
-async def persist_order(sessions: async_sessionmaker[AsyncSession], data: PersistOrder) -> OrderRegistered:
+async def persist_order(
+    sessions: async_sessionmaker[AsyncSession], data: PersistOrder, *, mail_from: str = ""
+) -> OrderRegistered:
     async with sessions.begin() as session:
-        existing = await session.get(LicenceOrder, data.order_id)
-        if existing is None:
-            session.add(
-                LicenceOrder(
-                    id=data.order_id,
-                    customer_id=data.customer_id,
-                    partner_id=data.partner_id,
-                    quantity=data.quantity,
-                    status=OrderStatus.REQUESTED.value,
-                    requested_at=data.requested_at,
-                    requested_by_id=data.requested_by.user_id,
-                )
+        order = await session.get(LicenceOrder, data.order_id)
+        if order is None:
+            order = LicenceOrder(
+                id=data.order_id,
+                customer_id=data.customer_id,
+                partner_id=data.partner_id,
+                quantity=data.quantity,
+                status=OrderStatus.REQUESTED.value,
+                requested_at=data.requested_at,
+                requested_by_id=data.requested_by.user_id,
             )
+            session.add(order)
             audit.record(
                 session,
                 actor=data.requested_by,
@@ -46,10 +56,24 @@ async def persist_order(sessions: async_sessionmaker[AsyncSession], data: Persis
                 customer_id=data.customer_id,
                 details={"quantity": data.quantity},
             )
-            return OrderRegistered(order_id=data.order_id, status=OrderStatus.REQUESTED, requested_at=data.requested_at)
-        return OrderRegistered(
-            order_id=existing.id, status=OrderStatus(existing.status), requested_at=existing.requested_at
+        registered = OrderRegistered(
+            order_id=order.id, status=OrderStatus(order.status), requested_at=order.requested_at
         )
+        if data.notify:
+            registered.email_ids = await _notices(
+                session, order, OrderEvent.REQUESTED, at=order.requested_at, mail_from=mail_from
+            )
+    return registered
+
+
+async def _notices(
+    session: AsyncSession, order: LicenceOrder, event: OrderEvent, *, at: datetime, mail_from: str
+) -> list[uuid.UUID]:
+    """The event's notices, written with the change they announce (again on a retry: the same ids come back)."""
+    assert mail_from, "notices need the sender's address"
+    return await write_order_notices(
+        session, order, OrderNotice(order_id=order.id, event=event, at=at), mail_from=mail_from
+    )
 
 
 async def _load(session: AsyncSession, order_id: uuid.UUID) -> LicenceOrder:
@@ -104,26 +128,38 @@ async def _existing_outcome(session: AsyncSession, order: LicenceOrder) -> Order
     )
 
 
-async def assign_order(sessions: async_sessionmaker[AsyncSession], data: AssignOrder) -> OrderOutcome:
+async def assign_order(
+    sessions: async_sessionmaker[AsyncSession], data: AssignOrder, *, mail_from: str = ""
+) -> OrderOutcome:
     """Debit the partner's stock and create the order's licence block, all or nothing."""
     async with sessions.begin() as session:
-        order = await _load(session, data.order_id)
-        if not await _mark_decided(session, order.id, OrderStatus.ASSIGNED, by=data.actor.user_id, at=data.assigned_at):
+        outcome = await _assign(session, data)
+        if data.notify:
             order = await _load(session, data.order_id)
-            if order.status == OrderStatus.ASSIGNED.value and order.decided_at == data.assigned_at:
-                return await _existing_outcome(session, order)  # this very assignment, retried
-            decide(OrderStatus(order.status), OrderDecision.ASSIGN)
-        remaining = await _debit_stock(session, order.partner_id, order.quantity)
-        block = await blocks.create_block(
-            session,
-            customer_id=order.customer_id,
-            kind=BlockKind.PREMIUM,
-            quantity=order.quantity,
-            starts_at=data.assigned_at,
-            expires_at=data.expires_at,
-            order_id=order.id,
-        )
-        _audit_assignment(session, order, data, block_id=block.id, remaining=remaining)
+            outcome.email_ids = await _notices(
+                session, order, OrderEvent.ASSIGNED, at=data.assigned_at, mail_from=mail_from
+            )
+    return outcome
+
+
+async def _assign(session: AsyncSession, data: AssignOrder) -> OrderOutcome:
+    order = await _load(session, data.order_id)
+    if not await _mark_decided(session, order.id, OrderStatus.ASSIGNED, by=data.actor.user_id, at=data.assigned_at):
+        order = await _load(session, data.order_id)
+        if order.status == OrderStatus.ASSIGNED.value and order.decided_at == data.assigned_at:
+            return await _existing_outcome(session, order)  # this very assignment, retried
+        decide(OrderStatus(order.status), OrderDecision.ASSIGN)
+    remaining = await _debit_stock(session, order.partner_id, order.quantity)
+    block = await blocks.create_block(
+        session,
+        customer_id=order.customer_id,
+        kind=BlockKind.PREMIUM,
+        quantity=order.quantity,
+        starts_at=data.assigned_at,
+        expires_at=data.expires_at,
+        order_id=order.id,
+    )
+    _audit_assignment(session, order, data, block_id=block.id, remaining=remaining)
     return OrderOutcome(
         order_id=order.id,
         status=OrderStatus.ASSIGNED,
@@ -160,26 +196,37 @@ def _audit_assignment(
     )
 
 
-async def close_order(sessions: async_sessionmaker[AsyncSession], data: CloseOrder) -> OrderOutcome:
+async def close_order(
+    sessions: async_sessionmaker[AsyncSession], data: CloseOrder, *, mail_from: str = ""
+) -> OrderOutcome:
     """Reject or cancel a requested order."""
     async with sessions.begin() as session:
-        order = await _load(session, data.order_id)
-        if not await _mark_decided(
-            session, order.id, data.status, by=data.actor.user_id, at=data.decided_at, reason=data.reason
-        ):
+        outcome = await _close(session, data)
+        if data.notify:
             order = await _load(session, data.order_id)
-            if order.status == data.status.value and order.decided_at == data.decided_at:
-                return OrderOutcome(order_id=order.id, status=data.status)
-            decide(OrderStatus(order.status), _DECISION_FOR[data.status])
-        audit.record(
-            session,
-            actor=data.actor,
-            action=f"licence_order.{data.status.value}",
-            subject_type="licence_order",
-            subject_id=order.id,
-            at=data.decided_at,
-            partner_id=order.partner_id,
-            customer_id=order.customer_id,
-            details={"reason": data.reason} if data.reason else {},
-        )
+            event = OrderEvent.REJECTED if data.status is OrderStatus.REJECTED else OrderEvent.CANCELLED
+            outcome.email_ids = await _notices(session, order, event, at=data.decided_at, mail_from=mail_from)
+    return outcome
+
+
+async def _close(session: AsyncSession, data: CloseOrder) -> OrderOutcome:
+    order = await _load(session, data.order_id)
+    if not await _mark_decided(
+        session, order.id, data.status, by=data.actor.user_id, at=data.decided_at, reason=data.reason
+    ):
+        order = await _load(session, data.order_id)
+        if order.status == data.status.value and order.decided_at == data.decided_at:
+            return OrderOutcome(order_id=order.id, status=data.status)
+        decide(OrderStatus(order.status), _DECISION_FOR[data.status])
+    audit.record(
+        session,
+        actor=data.actor,
+        action=f"licence_order.{data.status.value}",
+        subject_type="licence_order",
+        subject_id=order.id,
+        at=data.decided_at,
+        partner_id=order.partner_id,
+        customer_id=order.customer_id,
+        details={"reason": data.reason} if data.reason else {},
+    )
     return OrderOutcome(order_id=order.id, status=data.status)

@@ -53,7 +53,7 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
 
 
 def activities(settings: Settings, sessions: async_sessionmaker[AsyncSession], client: Client) -> list[Any]:
-    orders = OrderActivities(sessions, mail_from=settings.mail_from)
+    orders = OrderActivities(sessions, mail_from=settings.mail_from, client=client, task_queue=settings.task_queue)
     blocks = BlockActivities(sessions, mail_from=settings.mail_from, client=client, task_queue=settings.task_queue)
     email = EmailActivities(
         sessions,

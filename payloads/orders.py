@@ -31,6 +31,7 @@ class OrderRegistered(BaseModel):
     order_id: uuid.UUID
     status: OrderStatus
     requested_at: datetime
+    email_ids: list[uuid.UUID] = []  # the "requested" emails, when they were written with the order
 
 
 class AssignRequest(BaseModel):
@@ -52,6 +53,11 @@ class OrderOutcome(BaseModel):
     block_id: uuid.UUID | None = None
     starts_at: datetime | None = None
     expires_at: datetime | None = None
+    email_ids: list[uuid.UUID] = []  # the decision's emails, when they were written with it
+
+
+# `notify` (orders started since the "notices-with-decisions" patch): the event's notices are written in the
+# same transaction as the change they announce, and their outbox ids come back with its result.
 
 
 class PersistOrder(BaseModel):
@@ -61,6 +67,16 @@ class PersistOrder(BaseModel):
     quantity: int
     requested_by: Actor
     requested_at: datetime
+    notify: bool = False
+
+
+class LicenceTerm(BaseModel):
+    """What the assigning activity needs to start the new block's term workflow once the block is saved."""
+
+    partner_id: uuid.UUID
+    customer_id: uuid.UUID
+    quantity: int
+    renewal_reminders: list[str]
 
 
 class AssignOrder(BaseModel):
@@ -68,6 +84,8 @@ class AssignOrder(BaseModel):
     actor: Actor
     assigned_at: datetime
     expires_at: datetime
+    notify: bool = False
+    start_term: LicenceTerm | None = None
 
 
 class CloseOrder(BaseModel):
@@ -78,6 +96,7 @@ class CloseOrder(BaseModel):
     status: OrderStatus
     decided_at: datetime
     reason: str | None = None
+    notify: bool = False
 
 
 class OrderEvent(StrEnum):

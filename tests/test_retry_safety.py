@@ -5,18 +5,22 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.testing import ActivityEnvironment
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.email import EmailActivities
+from activities.orders import OrderActivities
 from db import notices, orders
-from db.models import AuditEvent, Licence, LicenceOrder, Notification, Partner
+from db.models import AuditEvent, Licence, LicenceOrder, Notification, OutboxEmail, Partner
+from licensing.config import Settings
 from payloads.common import Role
 from payloads.email import DeliverEmail, EmailStatus
-from payloads.orders import AssignOrder, CloseOrder, OrderEvent, OrderNotice, PersistOrder
+from payloads.orders import AssignOrder, CloseOrder, LicenceTerm, OrderEvent, OrderNotice, PersistOrder
 from rules.orders import OrderStatus
 from tests import factories
 from tests.ordering import actor
 from tests.smtp_server import SmtpServer
+from workflows.block import block_workflow_id
 
 NOW = datetime(2026, 11, 27, 9, tzinfo=UTC)
 MAIL_FROM = "Partner Licensing <licensing@example.com>"
@@ -124,3 +128,92 @@ async def test_delivering_twice_sends_one_message(
         [EmailStatus.SENT, EmailStatus.SENT],
         1,
     )
+
+
+# Orders since the "notices-with-decisions" patch: each decision writes its notices in its own transaction.
+
+
+async def _emails_of(sessions: async_sessionmaker[AsyncSession], order_id: uuid.UUID) -> list[tuple[str, str]]:
+    async with sessions() as session:
+        found = await session.execute(
+            select(OutboxEmail.key, OutboxEmail.subject)
+            .where(OutboxEmail.key.like(f"order-{order_id}:%"))
+            .order_by(OutboxEmail.key)
+        )
+        return [(key, subject) for key, subject in found.all()]
+
+
+async def test_an_order_saved_twice_with_its_notices_writes_them_once(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    data = PersistOrder(
+        order_id=uuid.uuid4(),
+        partner_id=tenant.partner_id,
+        customer_id=tenant.customer_id,
+        quantity=3,
+        requested_by=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER),
+        requested_at=NOW,
+        notify=True,
+    )
+    first = await orders.persist_order(sessions, data, mail_from=MAIL_FROM)
+    second = await orders.persist_order(sessions, data, mail_from=MAIL_FROM)
+    emails = await _emails_of(sessions, data.order_id)
+    assert (len(first.email_ids), second.email_ids == first.email_ids, len(emails)) == (1, True, 1)
+    assert emails[0][0] == f"order-{data.order_id}:requested:{tenant.partner_manager.id}"
+
+
+async def test_assigning_twice_with_notices_and_the_term_emails_and_starts_the_term_once(
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: factories.Tenant,
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+) -> None:
+    order_id = await _persisted(sessions, tenant, 4)
+    term = LicenceTerm(
+        partner_id=tenant.partner_id, customer_id=tenant.customer_id, quantity=4, renewal_reminders=["P30D"]
+    )
+    data = AssignOrder(
+        order_id=order_id,
+        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
+        assigned_at=NOW,
+        expires_at=NOW + timedelta(days=365),
+        notify=True,
+        start_term=term,
+    )
+    assigning = OrderActivities(sessions, mail_from=MAIL_FROM, client=dev_server.client, task_queue=settings.task_queue)
+    env = ActivityEnvironment()
+    first = await env.run(assigning.assign_order, data)
+    second = await env.run(assigning.assign_order, data)
+    assert first.block_id is not None
+    term_workflow = dev_server.client.get_workflow_handle(block_workflow_id(first.block_id))
+    described = await term_workflow.describe()
+    await term_workflow.terminate("test over")
+    emails = await _emails_of(sessions, order_id)
+    assert (second == first, len(first.email_ids), len(emails)) == (True, 1, 1)
+    assert emails[0][0] == f"order-{order_id}:assigned:{tenant.customer_manager.id}"
+    # The second attempt found the term running (one run: the id's first run is this one).
+    assert described.status == WorkflowExecutionStatus.RUNNING
+    assert described.raw_description.workflow_execution_info.first_run_id in ("", described.run_id)
+
+
+async def test_rejecting_twice_with_notices_emails_the_reason_once(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    order_id = await _persisted(sessions, tenant, 4)
+    data = CloseOrder(
+        order_id=order_id,
+        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
+        status=OrderStatus.REJECTED,
+        decided_at=NOW,
+        reason="no budget this quarter",
+        notify=True,
+    )
+    first = await orders.close_order(sessions, data, mail_from=MAIL_FROM)
+    second = await orders.close_order(sessions, data, mail_from=MAIL_FROM)
+    async with sessions() as session:
+        bodies = (
+            await session.execute(select(OutboxEmail.text_body).where(OutboxEmail.key.like(f"order-{order_id}:%")))
+        ).scalars()
+        texts = list(bodies)
+    assert (second == first, len(first.email_ids), len(texts)) == (True, 1, 1)
+    assert "no budget this quarter" in texts[0]

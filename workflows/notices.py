@@ -1,7 +1,10 @@
-"""Telling people: one activity writes the notices (in-app and outbox) for an event, then one activity per email
-delivers it. Both are keyed by the event, so a replayed or retried step writes and sends nothing twice."""
+"""Telling people: one activity writes the notices (in-app and outbox) for an event (or the activity that made
+the change wrote them with it), then one activity per email delivers it. Both are keyed by the event, so a
+replayed or retried step writes and sends nothing twice."""
 
 import asyncio
+import uuid
+from collections.abc import Sequence
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -16,6 +19,11 @@ async def send_notices(activity: str, notice: BaseModel, *, what: str) -> None:
     written: NoticeResult = await workflow.execute_activity(
         activity, notice, result_type=NoticeResult, summary=f"Write the {what} notices", **options.DATABASE
     )
+    await deliver_emails(written.email_ids, what=what)
+
+
+async def deliver_emails(email_ids: Sequence[uuid.UUID], *, what: str) -> None:
+    """One activity per email, side by side: each is retried (or recorded failed) on its own."""
     await asyncio.gather(
         *(
             workflow.execute_activity(
@@ -25,6 +33,6 @@ async def send_notices(activity: str, notice: BaseModel, *, what: str) -> None:
                 summary=f"Send the {what} email",
                 **options.EMAIL,
             )
-            for email_id in written.email_ids
+            for email_id in email_ids
         )
     )

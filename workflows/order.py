@@ -5,6 +5,7 @@ Workflow id `licence-order-{order_id}`. Decisions arrive as updates: their valid
 learns at once whether it worked (a short stock is an `InsufficientStock` failure; the order stays requested).
 """
 
+import uuid
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -18,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         CancelRequest,
         CloseOrder,
         LicenceOrderInput,
+        LicenceTerm,
         OrderEvent,
         OrderNotice,
         OrderOutcome,
@@ -29,7 +31,11 @@ with workflow.unsafe.imports_passed_through():
     from rules.errors import OrderNotRequested
     from rules.orders import OrderDecision, OrderStatus, decide
     from workflows import options, search
-    from workflows.notices import send_notices
+    from workflows.notices import deliver_emails, send_notices
+
+# Since this patch, the order's own activities write the notices of what they change in the same transaction
+# (and assigning starts the licence term): an order takes four activities instead of seven.
+NOTICES_WITH_DECISIONS = "notices-with-decisions"
 
 _EVENT_FOR = {
     OrderStatus.ASSIGNED: OrderEvent.ASSIGNED,
@@ -57,18 +63,26 @@ class LicenceOrderWorkflow:
         self._deciding: OrderDecision | None = None
         self._outcome: OrderOutcome | None = None
         self._reminders_sent = order.reminders_sent
+        self._together = False  # notices written with decisions (NOTICES_WITH_DECISIONS); set as the run begins
 
     @workflow.run
     async def run(self, order: LicenceOrderInput) -> OrderOutcome:
+        self._together = workflow.patched(NOTICES_WITH_DECISIONS)
         if not self._persisted:
-            await self._persist()
-            await self._notify(OrderEvent.REQUESTED)
+            email_ids = await self._persist()
+            if self._together:
+                await deliver_emails(email_ids, what="'requested'")
+            else:
+                await self._notify(OrderEvent.REQUESTED)
         await self._wait_for_decision()
         assert self._outcome is not None
-        if self._status is OrderStatus.ASSIGNED:
+        if self._status is OrderStatus.ASSIGNED and not self._together:
             await self._start_term(self._outcome)
         workflow.set_current_details(f"Order {self._status.value}; emailing the people it concerns.")
-        await self._notify(_EVENT_FOR[self._status])
+        if self._together:
+            await deliver_emails(self._outcome.email_ids, what=f"'{_EVENT_FOR[self._status].value}'")
+        else:
+            await self._notify(_EVENT_FOR[self._status])
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.set_current_details(f"Order {self._status.value}. Nothing left to do.")
         return self._outcome
@@ -92,8 +106,8 @@ class LicenceOrderWorkflow:
             **options.DATABASE,
         )
 
-    async def _persist(self) -> None:
-        registered = await workflow.execute_activity(
+    async def _persist(self) -> list[uuid.UUID]:
+        registered: OrderRegistered = await workflow.execute_activity(
             "persist_order",
             PersistOrder(
                 order_id=self._order.order_id,
@@ -102,13 +116,15 @@ class LicenceOrderWorkflow:
                 quantity=self._order.quantity,
                 requested_by=self._order.requested_by,
                 requested_at=workflow.now(),
+                notify=self._together,
             ),
             result_type=OrderRegistered,
-            summary="Save the requested order",
+            summary="Save the requested order" + (" and write its notices" if self._together else ""),
             **options.DATABASE,
         )
         self._requested_at = registered.requested_at
         self._persisted = True
+        return registered.email_ids
 
     async def _wait_for_decision(self) -> None:
         """Remind the partner's managers every `reminder_after` until someone decides."""
@@ -195,7 +211,20 @@ class LicenceOrderWorkflow:
     async def assign(self, request: AssignRequest) -> OrderOutcome:
         now = workflow.now()
         expires_at = add_duration(now, parse_duration(self._order.licence_term))
-        data = AssignOrder(order_id=self._order.order_id, actor=request.actor, assigned_at=now, expires_at=expires_at)
+        term = LicenceTerm(
+            partner_id=self._order.partner_id,
+            customer_id=self._order.customer_id,
+            quantity=self._order.quantity,
+            renewal_reminders=self._order.renewal_reminders,
+        )
+        data = AssignOrder(
+            order_id=self._order.order_id,
+            actor=request.actor,
+            assigned_at=now,
+            expires_at=expires_at,
+            notify=self._together,
+            start_term=term if self._together else None,
+        )
         return await self._decide(OrderDecision.ASSIGN, "assign_order", data)
 
     @assign.validator
@@ -210,6 +239,7 @@ class LicenceOrderWorkflow:
             status=OrderStatus.REJECTED,
             decided_at=workflow.now(),
             reason=request.reason,
+            notify=self._together,
         )
         return await self._decide(OrderDecision.REJECT, "close_order", data)
 
@@ -224,6 +254,7 @@ class LicenceOrderWorkflow:
             actor=request.actor,
             status=OrderStatus.CANCELLED,
             decided_at=workflow.now(),
+            notify=self._together,
         )
         return await self._decide(OrderDecision.CANCEL, "close_order", data)
 
