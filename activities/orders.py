@@ -7,7 +7,6 @@ from temporalio.client import Client
 from activities.errors import business_errors_are_final
 from db import notices, orders
 from licensing import terms
-from payloads.blocks import LicenceBlockInput
 from payloads.orders import (
     AssignOrder,
     CloseOrder,
@@ -17,6 +16,7 @@ from payloads.orders import (
     OrderRegistered,
     PersistOrder,
 )
+from rules.orders import OrderStatus
 
 
 class OrderActivities:
@@ -39,21 +39,8 @@ class OrderActivities:
         """The assignment (and its notices) in one transaction; then, if asked, the new block's term workflow,
         started once however often this is retried."""
         outcome = await orders.assign_order(self._sessions, data, mail_from=self._mail_from)
-        if data.start_term is not None and outcome.block_id and outcome.starts_at and outcome.expires_at:
-            await terms.start_licence_term(
-                self._client,
-                self._task_queue,
-                LicenceBlockInput(
-                    block_id=outcome.block_id,
-                    partner_id=data.start_term.partner_id,
-                    customer_id=data.start_term.customer_id,
-                    kind="premium",
-                    quantity=data.start_term.quantity,
-                    starts_at=outcome.starts_at,
-                    expires_at=outcome.expires_at,
-                    renewal_reminders=data.start_term.renewal_reminders,
-                ),
-            )
+        if data.start_term is not None and outcome.status is OrderStatus.ASSIGNED:
+            await terms.start_licence_term(self._client, self._task_queue, data.start_term.of(outcome))
         return outcome
 
     @activity.defn(name="close_order")

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from payloads.blocks import LicenceBlockInput
 from payloads.common import Actor
 from rules.orders import OrderStatus
 
@@ -77,6 +78,20 @@ class LicenceTerm(BaseModel):
     customer_id: uuid.UUID
     quantity: int
     renewal_reminders: list[str]
+
+    def of(self, outcome: "OrderOutcome") -> LicenceBlockInput:
+        """The term workflow's input for the block an assignment made."""
+        assert outcome.block_id and outcome.starts_at and outcome.expires_at, "only an assignment has a term"
+        return LicenceBlockInput(
+            block_id=outcome.block_id,
+            partner_id=self.partner_id,
+            customer_id=self.customer_id,
+            kind="premium",
+            quantity=self.quantity,
+            starts_at=outcome.starts_at,
+            expires_at=outcome.expires_at,
+            renewal_reminders=self.renewal_reminders,
+        )
 
 
 class AssignOrder(BaseModel):

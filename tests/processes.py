@@ -1,10 +1,11 @@
 """Real processes for fault tests: the API without a worker of its own, and `python worker.py` workers that a
 test may SIGKILL."""
 
+import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,14 @@ def workers(dev_server: WorkflowEnvironment, settings: Settings) -> Iterator[lis
         if worker.poll() is None:
             worker.kill()
         worker.wait()
+
+
+async def until(check: Callable[[], Awaitable[bool]], within_seconds: float) -> None:
+    """Poll `check` until it holds; fail the test if it does not within the bound."""
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "the work did not finish in time"
+        await asyncio.sleep(0.2)
 
 
 def start_worker(dev_server: WorkflowEnvironment, settings: Settings) -> subprocess.Popen[bytes]:

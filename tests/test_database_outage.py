@@ -9,7 +9,7 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -26,7 +26,7 @@ from payloads.common import Actor, Role
 from payloads.orders import AssignRequest
 from tests import factories
 from tests.databases import backend
-from tests.processes import start_worker
+from tests.processes import start_worker, until
 from tests.smtp_server import SmtpServer
 from tests.test_learner_import import csv_of
 from workflows.order import LicenceOrderWorkflow
@@ -82,13 +82,6 @@ def cluster() -> Iterator[Cluster]:
         found.start()  # whatever happened, the database is running again for the tests after this one
 
 
-async def _until(check: Callable[[], Awaitable[bool]], within_seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within_seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "the work did not finish in time"
-        await asyncio.sleep(0.3)
-
-
 async def _count(sessions: async_sessionmaker[AsyncSession], query: object) -> int:
     async with sessions() as session:
         return int((await session.execute(query)).scalar_one())  # type: ignore[call-overload]
@@ -126,7 +119,7 @@ async def test_the_database_stopped_mid_work_answers_503_then_everything_finishe
     async def import_under_way() -> bool:
         return int((await api_alone.get(import_url, headers=customer)).json()["processed_rows"]) > 0
 
-    await _until(import_under_way, 120)
+    await until(import_under_way, 120)
     partner = Actor(user_id=tenant.partner_manager.id, role=Role.PARTNER_MANAGER)
 
     async def assign(order_id: str) -> None:
@@ -163,7 +156,7 @@ async def test_the_database_stopped_mid_work_answers_503_then_everything_finishe
         emailed = len(smtp.inbox.to(tenant.customer_manager.email)) >= ORDERS  # one "assigned" email each
         return statuses == ["assigned"] * ORDERS and progress["status"] == "finished" and emailed
 
-    await _until(finished, 240)
+    await until(finished, 240)
     assert (await api_alone.get("http://testserver/readyz")).status_code == 200
     mine = tenant.customer_id
     stock = (await api_alone.get(f"/partners/{tenant.partner_id}", headers=tenant.partner_manager.headers)).json()

@@ -5,7 +5,6 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,19 +22,12 @@ from licensing.terms import start_block_term
 from payloads.blocks import BlockExpired
 from tests import factories
 from tests.conftest import installed_binary
-from tests.processes import start_worker
+from tests.processes import start_worker, until
 from tests.smtp_server import SmtpServer, free_port
 from workflows.block import block_workflow_id
 from workflows.search import ALL_KEYS
 
 ORDERS = 8
-
-
-async def _until(check: Callable[[], Awaitable[bool]], within_seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within_seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "the work did not finish in time"
-        await asyncio.sleep(0.2)
 
 
 async def test_a_worker_killed_while_orders_are_assigned_leaves_each_assigned_once(
@@ -75,7 +67,7 @@ async def test_a_worker_killed_while_orders_are_assigned_leaves_each_assigned_on
         ]
         return statuses == ["assigned"] * ORDERS and len(smtp.inbox.to(tenant.customer_manager.email)) >= ORDERS
 
-    await _until(all_assigned_and_emailed, 240)
+    await until(all_assigned_and_emailed, 240)
     async with sessions() as session:
         licences = (
             await session.execute(

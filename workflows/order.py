@@ -12,7 +12,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from payloads.blocks import LicenceBlockInput
     from payloads.orders import (
         AssignOrder,
         AssignRequest,
@@ -87,23 +86,18 @@ class LicenceOrderWorkflow:
         workflow.set_current_details(f"Order {self._status.value}. Nothing left to do.")
         return self._outcome
 
+    def _term(self) -> LicenceTerm:
+        return LicenceTerm(
+            partner_id=self._order.partner_id,
+            customer_id=self._order.customer_id,
+            quantity=self._order.quantity,
+            renewal_reminders=self._order.renewal_reminders,
+        )
+
     async def _start_term(self, outcome: OrderOutcome) -> None:
         """The assigned licences' 12 months run in a workflow of their own, which outlives this one."""
-        assert outcome.block_id and outcome.starts_at and outcome.expires_at
         await workflow.execute_activity(
-            "start_licence_term",
-            LicenceBlockInput(
-                block_id=outcome.block_id,
-                partner_id=self._order.partner_id,
-                customer_id=self._order.customer_id,
-                kind="premium",
-                quantity=self._order.quantity,
-                starts_at=outcome.starts_at,
-                expires_at=outcome.expires_at,
-                renewal_reminders=self._order.renewal_reminders,
-            ),
-            summary="Start the licence term",
-            **options.DATABASE,
+            "start_licence_term", self._term().of(outcome), summary="Start the licence term", **options.DATABASE
         )
 
     async def _persist(self) -> list[uuid.UUID]:
@@ -211,19 +205,13 @@ class LicenceOrderWorkflow:
     async def assign(self, request: AssignRequest) -> OrderOutcome:
         now = workflow.now()
         expires_at = add_duration(now, parse_duration(self._order.licence_term))
-        term = LicenceTerm(
-            partner_id=self._order.partner_id,
-            customer_id=self._order.customer_id,
-            quantity=self._order.quantity,
-            renewal_reminders=self._order.renewal_reminders,
-        )
         data = AssignOrder(
             order_id=self._order.order_id,
             actor=request.actor,
             assigned_at=now,
             expires_at=expires_at,
             notify=self._together,
-            start_term=term if self._together else None,
+            start_term=self._term() if self._together else None,
         )
         return await self._decide(OrderDecision.ASSIGN, "assign_order", data)
 
