@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -32,11 +31,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from api.main import create_app
 from db import blocks, imports, learners
@@ -44,13 +41,12 @@ from db.migrate import upgrade_to_head
 from db.models import Learner, Licence, LicenceBlock
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings
-from licensing.temporal import build_worker
-from licensing.terms import start_licence_term
-from payloads.blocks import ExpireBlock, LicenceBlockInput
+from payloads.blocks import ExpireBlock
 from payloads.common import SYSTEM, Actor, Role
 from payloads.imports import ImportBatch
 from rules.learner_csv import CsvRow
 from rules.licences import BlockKind, LearnerSource
+from scripts.bench_workers import order_throughput, rss_mb, worker_memory
 from tests import factories
 from tests.smtp_server import free_port
 from workflows.search import ALL_KEYS
@@ -182,95 +178,6 @@ async def allocation_race(sessions: Sessions) -> dict[str, float]:
     }
 
 
-@activity.defn(name="bench_noop")
-async def bench_noop(step: int) -> int:
-    return step
-
-
-@workflow.defn(name="BenchOrderShape", sandboxed=False)
-class BenchOrderShape:
-    """The shape of an order without its work: an activity, wait for an update, two activities."""
-
-    def __init__(self) -> None:
-        self.decided = False
-
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.execute_activity(bench_noop, 1, start_to_close_timeout=timedelta(seconds=30))
-        await workflow.wait_condition(lambda: self.decided)
-        for step in (2, 3):
-            await workflow.execute_activity(bench_noop, step, start_to_close_timeout=timedelta(seconds=30))
-
-    @workflow.update
-    async def decide(self) -> None:
-        self.decided = True
-
-
-def _cpu_seconds() -> tuple[float, float]:
-    """CPU time used so far by this process (all its threads) and by its child processes (the Temporal server)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    ticks = os.sysconf("SC_CLK_TCK")
-    children = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid():
-            children += (int(fields[11]) + int(fields[12])) / ticks
-    return own.ru_utime + own.ru_stime, children
-
-
-def _per_item_ms(before: tuple[float, float], count: int, label: str) -> dict[str, float]:
-    after = _cpu_seconds()
-    return {
-        f"{label}_process_cpu_ms_each": (after[0] - before[0]) * 1000 / count,
-        f"{label}_server_cpu_ms_each": (after[1] - before[1]) * 1000 / count,
-    }
-
-
-async def order_throughput(client: Client, settings: Settings, sessions: Sessions, count: int = 30) -> dict[str, float]:
-    tenant = await factories.tenant(sessions, stock=count * 2)
-    app = create_app(settings, sessions=sessions, temporal=client)
-    async with (
-        build_worker(client, settings, sessions),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench/api/v1") as api,
-    ):
-
-        async def lifecycle() -> None:
-            order = (
-                await api.post(
-                    f"/customers/{tenant.customer_id}/licence-orders",
-                    json={"quantity": 1},
-                    headers=tenant.customer_manager.headers,
-                )
-            ).json()
-            await api.post(f"/licence-orders/{order['id']}/assign", headers=tenant.partner_manager.headers)
-            await client.get_workflow_handle(f"licence-order-{order['id']}").result()
-
-        cpu, started = _cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(lifecycle() for _ in range(count)))
-        ours = count / (time.perf_counter() - started)
-        figures = _per_item_ms(cpu, count, "order")
-    queue = f"bench-{uuid.uuid4()}"
-    async with Worker(client, task_queue=queue, workflows=[BenchOrderShape], activities=[bench_noop]):
-
-        async def shaped() -> None:
-            handle = await client.start_workflow(BenchOrderShape.run, id=f"bench-{uuid.uuid4()}", task_queue=queue)
-            await handle.execute_update(BenchOrderShape.decide)
-            await handle.result()
-
-        cpu, started = _cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(shaped() for _ in range(count)))
-        baseline = count / (time.perf_counter() - started)
-        figures |= _per_item_ms(cpu, count, "order_shaped")
-    return figures | {
-        "orders_per_second": ours,
-        "order_shaped_per_second": baseline,
-        "order_throughput_ratio": ours / baseline,
-    }
-
-
 async def read_latency(settings: Settings, sessions: Sessions, client: Client) -> dict[str, float]:
     tenant = await factories.tenant(sessions)
     app = create_app(settings, sessions=sessions, temporal=client)
@@ -304,34 +211,6 @@ async def read_latency(settings: Settings, sessions: Sessions, client: Client) -
     }
 
 
-def _rss_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
-    """Peak (VmHWM) or current (VmRSS) resident memory of a process, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-async def _answers(metrics: httpx.AsyncClient) -> bool:
-    try:
-        return (await metrics.get("/metrics")).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-async def _workflow_tasks_done(metrics: httpx.AsyncClient) -> float:
-    """How many workflow tasks the worker has completed, from its Prometheus endpoint (0 until it answers)."""
-    try:
-        text = (await metrics.get("/metrics")).text
-    except httpx.TransportError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("temporal_workflow_task_execution_latency_count")
-    )
-
-
 @contextlib.contextmanager
 def _smtp_relay() -> Iterator[int]:
     """An SMTP server in a process of its own that accepts and discards mail: like a production relay, its work
@@ -351,72 +230,6 @@ def _smtp_relay() -> Iterator[int]:
     finally:
         relay.terminate()
         relay.wait()
-
-
-def _worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    root = Path(__file__).resolve().parent.parent
-    quiet = subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, str(root / "worker.py")], cwd=root, env=env, stdout=quiet, stderr=quiet)
-
-
-async def worker_memory(client: Client, settings: Settings, terms: int = ROWS) -> dict[str, float]:
-    """A real `python worker.py` process: its peak RSS once it is polling, then with `terms` licence terms
-    started and asleep (each ran its first workflow task and waits on its timer)."""
-    metrics_address = f"127.0.0.1:{free_port()}"
-    queue = f"bench-terms-{uuid.uuid4()}"
-    env = {
-        **os.environ,
-        "LICENSING_DATABASE_URL": settings.database_url,
-        "LICENSING_TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "LICENSING_TASK_QUEUE": queue,
-        "LICENSING_SMTP_PORT": str(settings.smtp_port),
-        "LICENSING_WORKER_METRICS_ADDRESS": metrics_address,
-    }
-    worker = _worker_process(env)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{metrics_address}") as metrics:
-            while not await _answers(metrics):
-                assert worker.poll() is None, "the worker process exited"
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(2)
-            idle = _rss_mb(worker.pid)
-            now = datetime.now(UTC)
-            limit = asyncio.Semaphore(64)
-
-            async def start(n: int) -> None:
-                async with limit:
-                    await start_licence_term(
-                        client,
-                        queue,
-                        LicenceBlockInput(
-                            block_id=uuid.uuid4(),
-                            partner_id=uuid.uuid4(),
-                            customer_id=uuid.uuid4(),
-                            kind="premium",
-                            quantity=1 + n % 50,
-                            starts_at=now,
-                            expires_at=now + timedelta(days=365),
-                            renewal_reminders=settings.renewal_reminder_offsets,
-                        ),
-                    )
-
-            started = time.perf_counter()
-            await asyncio.gather(*(start(n) for n in range(terms)))
-            while await _workflow_tasks_done(metrics) < terms:
-                assert worker.poll() is None, "the worker process exited"
-                assert time.perf_counter() - started < 900, "the worker did not take up the terms in time"
-                await asyncio.sleep(0.5)
-            busy = _rss_mb(worker.pid)
-            current = _rss_mb(worker.pid, "VmRSS")
-    finally:
-        worker.terminate()
-        worker.wait()
-    return {
-        "worker_rss_mb_idle": idle,
-        "worker_rss_mb_10k_terms": busy,
-        "worker_rss_mb_10k_terms_now": current,
-        "worker_rss_10k_terms_vs_idle": busy / idle,
-    }
 
 
 async def main() -> dict[str, float]:
@@ -439,13 +252,13 @@ async def main() -> dict[str, float]:
             ("allocation race", allocation_race(sessions)),
             ("order throughput", order_throughput(env.client, settings, sessions)),
             ("read latency", read_latency(settings, sessions, env.client)),
-            ("worker memory", worker_memory(env.client, settings)),
+            ("worker memory", worker_memory(env, settings)),
         ):
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
             figures.update(await step)
         await engine.dispose()
     await env.shutdown()
-    figures["bench_process_peak_rss_mb"] = _rss_mb()
+    figures["bench_process_peak_rss_mb"] = rss_mb()
     return figures
 
 

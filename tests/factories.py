@@ -3,8 +3,9 @@
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import blocks, directory, learners
@@ -156,3 +157,9 @@ async def short_block_with_a_learner(
             now=now,
         )
     return made
+
+
+async def scalar(sessions: async_sessionmaker[AsyncSession], query: Select[Any]) -> int:
+    """The one number a query selects (a count, a stock), read in a session of its own."""
+    async with sessions() as session:
+        return int((await session.execute(query)).scalar_one())

@@ -47,14 +47,18 @@ async def until(check: Callable[[], Awaitable[bool]], within_seconds: float) -> 
         await asyncio.sleep(0.2)
 
 
-def start_worker(dev_server: WorkflowEnvironment, settings: Settings) -> subprocess.Popen[bytes]:
+def start_worker(
+    dev_server: WorkflowEnvironment, settings: Settings, *, metrics_address: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`python worker.py` on the settings' database, task queue and SMTP port; its SDK metrics at
+    `metrics_address` (a free port unless given)."""
     env = {
         **os.environ,
         "LICENSING_DATABASE_URL": settings.database_url,
         "LICENSING_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
         "LICENSING_TASK_QUEUE": settings.task_queue,
         "LICENSING_SMTP_PORT": str(settings.smtp_port),
-        "LICENSING_WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "LICENSING_WORKER_METRICS_ADDRESS": metrics_address or f"127.0.0.1:{free_port()}",
     }
     return subprocess.Popen(
         [sys.executable, str(Path(ROOT) / "worker.py")],

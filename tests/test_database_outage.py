@@ -82,11 +82,6 @@ def cluster() -> Iterator[Cluster]:
         found.start()  # whatever happened, the database is running again for the tests after this one
 
 
-async def _count(sessions: async_sessionmaker[AsyncSession], query: object) -> int:
-    async with sessions() as session:
-        return int((await session.execute(query)).scalar_one())  # type: ignore[call-overload]
-
-
 async def test_the_database_stopped_mid_work_answers_503_then_everything_finishes_once(
     api_alone: httpx.AsyncClient,
     dev_server: WorkflowEnvironment,
@@ -165,24 +160,24 @@ async def test_the_database_stopped_mid_work_answers_503_then_everything_finishe
     assert held >= 50
     assert {
         "stock": stock["licence_stock"],
-        "orders": await _count(sessions, select(func.count()).where(LicenceOrder.customer_id == mine)),
-        "order blocks": await _count(sessions, select(func.count()).where(LicenceBlock.customer_id == mine)),
-        "licences": await _count(sessions, select(func.count()).where(Licence.customer_id == mine)),
-        "assigned events": await _count(
+        "orders": await factories.scalar(sessions, select(func.count()).where(LicenceOrder.customer_id == mine)),
+        "order blocks": await factories.scalar(sessions, select(func.count()).where(LicenceBlock.customer_id == mine)),
+        "licences": await factories.scalar(sessions, select(func.count()).where(Licence.customer_id == mine)),
+        "assigned events": await factories.scalar(
             sessions,
             select(func.count()).where(AuditEvent.action == "licence_order.assigned", AuditEvent.customer_id == mine),
         ),
-        "learners": await _count(sessions, select(func.count()).where(Learner.customer_id == mine)),
-        "distinct learner emails": await _count(
+        "learners": await factories.scalar(sessions, select(func.count()).where(Learner.customer_id == mine)),
+        "distinct learner emails": await factories.scalar(
             sessions, select(func.count(func.distinct(Learner.email))).where(Learner.customer_id == mine)
         ),
-        "learners holding a licence": await _count(
+        "learners holding a licence": await factories.scalar(
             sessions, select(func.count()).where(Learner.customer_id == mine, Learner.licence_status == "active")
         ),
-        "licences held": await _count(
+        "licences held": await factories.scalar(
             sessions, select(func.count()).where(Licence.customer_id == mine, Licence.learner_id.is_not(None))
         ),
-        "outbox to the customer": await _count(
+        "outbox to the customer": await factories.scalar(
             sessions,
             select(func.count()).where(OutboxEmail.recipient == tenant.customer_manager.email),
         ),

@@ -40,18 +40,17 @@ async def _persisted(sessions: async_sessionmaker[AsyncSession], tenant: factori
     return data.order_id
 
 
-async def _count(sessions: async_sessionmaker[AsyncSession], query: object) -> int:
-    async with sessions() as session:
-        return int((await session.execute(query)).scalar_one())  # type: ignore[call-overload]
-
-
 async def test_persisting_twice_saves_one_order_and_one_audit_event(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
 ) -> None:
     order_id = await _persisted(sessions, tenant, 3)
     counted = (
-        await _count(sessions, select(func.count()).select_from(LicenceOrder).where(LicenceOrder.id == order_id)),
-        await _count(sessions, select(func.count()).select_from(AuditEvent).where(AuditEvent.subject_id == order_id)),
+        await factories.scalar(
+            sessions, select(func.count()).select_from(LicenceOrder).where(LicenceOrder.id == order_id)
+        ),
+        await factories.scalar(
+            sessions, select(func.count()).select_from(AuditEvent).where(AuditEvent.subject_id == order_id)
+        ),
     )
     assert counted == (1, 1)
 
@@ -67,10 +66,10 @@ async def test_assigning_twice_moves_the_stock_and_makes_the_licences_once(
         expires_at=NOW + timedelta(days=365),
     )
     first, second = await orders.assign_order(sessions, data), await orders.assign_order(sessions, data)
-    licences = await _count(
+    licences = await factories.scalar(
         sessions, select(func.count()).select_from(Licence).where(Licence.customer_id == tenant.customer_id)
     )
-    stock = await _count(sessions, select(Partner.licence_stock).where(Partner.id == tenant.partner_id))
+    stock = await factories.scalar(sessions, select(Partner.licence_stock).where(Partner.id == tenant.partner_id))
     assert (second == first, licences, stock) == (True, 4, 96)
 
 
@@ -87,7 +86,7 @@ async def test_rejecting_twice_rejects_once(
     )
     await orders.close_order(sessions, data)
     await orders.close_order(sessions, data)
-    events = await _count(
+    events = await factories.scalar(
         sessions,
         select(func.count())
         .select_from(AuditEvent)
@@ -103,7 +102,7 @@ async def test_notifying_twice_writes_each_notice_once(
     notice = OrderNotice(order_id=order_id, event=OrderEvent.REQUESTED, at=NOW)
     first = await notices.notify_order_event(sessions, notice, mail_from=MAIL_FROM)
     second = await notices.notify_order_event(sessions, notice, mail_from=MAIL_FROM)
-    in_app = await _count(
+    in_app = await factories.scalar(
         sessions,
         select(func.count()).select_from(Notification).where(Notification.user_id == tenant.partner_manager.id),
     )
