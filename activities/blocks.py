@@ -7,16 +7,18 @@ from temporalio.client import Client
 from activities.errors import business_errors_are_final
 from db import blocks, notices
 from licensing import terms
+from mail.postman import Postman
 from payloads.blocks import BlockExpired, BlockNotice, ExpireBlock, LicenceBlockInput
 from payloads.orders import NoticeResult
 
 
 class BlockActivities:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, mail_from: str, client: Client, task_queue: str
+        self, sessions: async_sessionmaker[AsyncSession], postman: Postman, *, client: Client, task_queue: str
     ) -> None:
         self._sessions = sessions
-        self._mail_from = mail_from
+        self._postman = postman
+        self._mail_from = postman.mail_from
         self._client = client
         self._task_queue = task_queue
 
@@ -32,4 +34,6 @@ class BlockActivities:
     @activity.defn(name="notify_block_event")
     @business_errors_are_final
     async def notify_block_event(self, data: BlockNotice) -> NoticeResult:
-        return await notices.notify_block_event(self._sessions, data, mail_from=self._mail_from)
+        """Writes the notices and sends their emails at once; the workflow delivers what the relay refused."""
+        written = await notices.notify_block_event(self._sessions, data, mail_from=self._mail_from)
+        return await self._postman.sent(written)

@@ -1,49 +1,25 @@
-"""Email delivery: one outbox message per activity; a temporary refusal is retried with backoff by Temporal,
-a permanent one is recorded as failed for operators to see."""
+"""Email delivery, one outbox message per activity, for what could not be sent at once: a temporary refusal is
+retried with backoff by Temporal, a permanent one is recorded as failed for operators to see."""
 
-from collections.abc import Callable
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from db import outbox
 from mail import smtp
+from mail.postman import Postman
 from payloads.email import DeliverEmail, DeliveryResult, EmailStatus
 
 
 class EmailActivities:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        host: str,
-        port: int,
-        mail_from: str,
-        timeout: float,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._sessions = sessions
-        self._host, self._port, self._timeout = host, port, timeout
-        self._mail_from = mail_from
-        self._clock = clock
+    def __init__(self, postman: Postman) -> None:
+        self._postman = postman
 
     @activity.defn(name="deliver_email")
     async def deliver_email(self, data: DeliverEmail) -> DeliveryResult:
-        email = await outbox.load(self._sessions, data.email_id)
+        email = await outbox.load(self._postman.sessions, data.email_id)
         if email.status != EmailStatus.PENDING:
             return DeliveryResult(email_id=email.id, status=EmailStatus(email.status))
-        envelope = smtp.Envelope(
-            message_id=email.message_id,
-            mail_from=self._mail_from,
-            recipient=email.recipient,
-            subject=email.subject,
-            text=email.text_body,
-            html=email.html_body,
-            created_at=email.created_at,
-        )
         try:
-            await smtp.send(envelope, host=self._host, port=self._port, timeout_seconds=self._timeout)
+            await smtp.send(self._postman.envelope(email), self._postman.relay)
         except smtp.PermanentFailure as refusal:
             return await self._settle(data, EmailStatus.FAILED, str(refusal))
         except smtp.TemporaryFailure as problem:
@@ -54,7 +30,8 @@ class EmailActivities:
         return await self._settle(data, EmailStatus.SENT, None)
 
     async def _settle(self, data: DeliverEmail, status: EmailStatus, error: str | None) -> DeliveryResult:
-        await outbox.settle(self._sessions, data.email_id, status=status.value, at=self._clock(), error=error)
+        attempt = outbox.Attempt(data.email_id, status.value, error)
+        await outbox.settle_each(self._postman.sessions, [attempt], at=self._postman.now())
         if status is EmailStatus.FAILED:
             activity.logger.warning("email %s failed for good: %s", data.email_id, error)
         return DeliveryResult(email_id=data.email_id, status=status)

@@ -1,4 +1,5 @@
-"""Activities of the licence order workflow: the database work and the notices."""
+"""Activities of the licence order workflow: the database work and the notices. Each sends the emails it
+wrote as soon as its transaction is committed; the workflow delivers the rest, one retrying activity each."""
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -7,6 +8,7 @@ from temporalio.client import Client
 from activities.errors import business_errors_are_final
 from db import notices, orders
 from licensing import terms
+from mail.postman import Postman
 from payloads.orders import (
     AssignOrder,
     CloseOrder,
@@ -21,17 +23,18 @@ from rules.orders import OrderStatus
 
 class OrderActivities:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, mail_from: str, client: Client, task_queue: str
+        self, sessions: async_sessionmaker[AsyncSession], postman: Postman, *, client: Client, task_queue: str
     ) -> None:
         self._sessions = sessions
-        self._mail_from = mail_from
+        self._postman = postman
+        self._mail_from = postman.mail_from
         self._client = client
         self._task_queue = task_queue
 
     @activity.defn(name="persist_order")
     @business_errors_are_final
     async def persist_order(self, data: PersistOrder) -> OrderRegistered:
-        return await orders.persist_order(self._sessions, data, mail_from=self._mail_from)
+        return await self._postman.sent(await orders.persist_order(self._sessions, data, mail_from=self._mail_from))
 
     @activity.defn(name="assign_order")
     @business_errors_are_final
@@ -41,14 +44,15 @@ class OrderActivities:
         outcome = await orders.assign_order(self._sessions, data, mail_from=self._mail_from)
         if data.start_term is not None and outcome.status is OrderStatus.ASSIGNED:
             await terms.start_licence_term(self._client, self._task_queue, data.start_term.of(outcome))
-        return outcome
+        return await self._postman.sent(outcome)
 
     @activity.defn(name="close_order")
     @business_errors_are_final
     async def close_order(self, data: CloseOrder) -> OrderOutcome:
-        return await orders.close_order(self._sessions, data, mail_from=self._mail_from)
+        return await self._postman.sent(await orders.close_order(self._sessions, data, mail_from=self._mail_from))
 
     @activity.defn(name="notify_order_event")
     @business_errors_are_final
     async def notify_order_event(self, data: OrderNotice) -> NoticeResult:
-        return await notices.notify_order_event(self._sessions, data, mail_from=self._mail_from)
+        written = await notices.notify_order_event(self._sessions, data, mail_from=self._mail_from)
+        return await self._postman.sent(written)

@@ -19,6 +19,12 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return sessions
 
 
+def _read_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    """For a request that writes through a workflow and only reads here: reads take no write lock."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.read_sessions
+    return sessions
+
+
 _READING = frozenset({"GET", "HEAD"})
 
 
@@ -70,6 +76,7 @@ async def _principal(
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
+ReadSessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_read_sessions)]
 CurrentUser = Annotated[Principal, Depends(_principal)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

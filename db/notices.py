@@ -38,9 +38,8 @@ async def write_notices(
 ) -> list[uuid.UUID]:
     """Insert what is not there yet; return every outbox id of these keys, new or earlier."""
     keys = [n.key for n in notices]
-    existing = {
-        e.key: e.id for e in (await session.execute(select(OutboxEmail).where(OutboxEmail.key.in_(keys)))).scalars()
-    }
+    found = await session.execute(select(OutboxEmail.key, OutboxEmail.id).where(OutboxEmail.key.in_(keys)))
+    existing = {key: email_id for key, email_id in found.all()}
     for notice in notices:
         if notice.key in existing:
             continue
@@ -94,7 +93,10 @@ async def write_order_notices(
     """The event's in-app notices and emails, in the caller's transaction; the outbox ids (earlier ones kept)."""
     customer = await session.get_one(Customer, order.customer_id)
     partner = await session.get_one(Partner, order.partner_id)
-    block = (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))).scalar_one_or_none()
+    block = None  # only an assigned order has one (and no event follows the assignment)
+    if notice.event is OrderEvent.ASSIGNED:
+        found = await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))
+        block = found.scalar_one_or_none()
     suffix = f"{notice.event.value}-{notice.sequence}" if notice.event is OrderEvent.REMINDER else notice.event.value
     render = _TEMPLATES[notice.event]
     notices = [

@@ -18,7 +18,7 @@ from licensing.config import Settings
 from licensing.imports import start_import
 from licensing.reconcile import Reconciled
 from licensing.reconcile import reconcile as repair
-from licensing.temporal import connect
+from licensing.temporal import connect, postman
 from mail import smtp
 from payloads.common import Actor, Role
 from payloads.imports import ImportProgress
@@ -138,22 +138,9 @@ async def resend_email(settings: Settings, email_id: uuid.UUID) -> None:
             raise NotFound(f"email {email_id} has not failed (it is {email.status})")
         async with sessions.begin() as session:
             await session.execute(update(OutboxEmail).where(OutboxEmail.id == email_id).values(status="pending"))
-        envelope = smtp.Envelope(
-            message_id=email.message_id,
-            mail_from=settings.mail_from,
-            recipient=email.recipient,
-            subject=email.subject,
-            text=email.text_body,
-            html=email.html_body,
-            created_at=email.created_at,
-        )
+        mail = postman(settings, sessions)
         try:
-            await smtp.send(
-                envelope,
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                timeout_seconds=settings.smtp_timeout_seconds,
-            )
+            await smtp.send(mail.envelope(email), mail.relay)
         except (smtp.TemporaryFailure, smtp.PermanentFailure) as problem:
             await outbox.settle(sessions, email_id, status="failed", at=now(), error=str(problem))
             raise

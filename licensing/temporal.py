@@ -17,6 +17,8 @@ from activities.email import EmailActivities
 from activities.imports import ImportActivities
 from activities.orders import OrderActivities
 from licensing.config import Settings
+from mail import smtp
+from mail.postman import Postman
 from workflows import search
 from workflows.block import LicenceBlockWorkflow
 from workflows.learner_import import LearnerImportWorkflow
@@ -52,17 +54,16 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
     )
 
 
+def postman(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> Postman:
+    relay = smtp.Relay(settings.smtp_host, settings.smtp_port, settings.smtp_timeout_seconds)
+    return Postman(sessions, relay, mail_from=settings.mail_from, clock=lambda: datetime.now(UTC))
+
+
 def activities(settings: Settings, sessions: async_sessionmaker[AsyncSession], client: Client) -> list[Any]:
-    orders = OrderActivities(sessions, mail_from=settings.mail_from, client=client, task_queue=settings.task_queue)
-    blocks = BlockActivities(sessions, mail_from=settings.mail_from, client=client, task_queue=settings.task_queue)
-    email = EmailActivities(
-        sessions,
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        mail_from=settings.mail_from,
-        timeout=settings.smtp_timeout_seconds,
-        clock=lambda: datetime.now(UTC),
-    )
+    mail = postman(settings, sessions)
+    orders = OrderActivities(sessions, mail, client=client, task_queue=settings.task_queue)
+    blocks = BlockActivities(sessions, mail, client=client, task_queue=settings.task_queue)
+    email = EmailActivities(mail)
     return [
         orders.persist_order,
         orders.assign_order,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from payloads.blocks import LicenceBlockInput
 from payloads.common import Actor
+from payloads.email import EmailsWritten
 from rules.orders import OrderStatus
 
 
@@ -28,11 +29,12 @@ class LicenceOrderInput(BaseModel):
     waiting_since: datetime | None = None
 
 
-class OrderRegistered(BaseModel):
+class OrderRegistered(EmailsWritten):
+    """The saved order; with it (since "notices-with-decisions") its "requested" emails."""
+
     order_id: uuid.UUID
     status: OrderStatus
     requested_at: datetime
-    email_ids: list[uuid.UUID] = []  # the "requested" emails, when they were written with the order
 
 
 class AssignRequest(BaseModel):
@@ -48,13 +50,14 @@ class CancelRequest(BaseModel):
     actor: Actor
 
 
-class OrderOutcome(BaseModel):
+class OrderOutcome(EmailsWritten):
+    """A decision's result; with it (since "notices-with-decisions") the decision's emails."""
+
     order_id: uuid.UUID
     status: OrderStatus
     block_id: uuid.UUID | None = None
     starts_at: datetime | None = None
     expires_at: datetime | None = None
-    email_ids: list[uuid.UUID] = []  # the decision's emails, when they were written with it
 
 
 # `notify` (orders started since the "notices-with-decisions" patch): the event's notices are written in the
@@ -131,5 +134,5 @@ class OrderNotice(BaseModel):
     sequence: int = 0
 
 
-class NoticeResult(BaseModel):
-    email_ids: list[uuid.UUID]
+class NoticeResult(EmailsWritten):
+    """The emails (and in-app notices) an event's notify activity wrote."""

@@ -1,6 +1,7 @@
 """Telling people: one activity writes the notices (in-app and outbox) for an event (or the activity that made
-the change wrote them with it), then one activity per email delivers it. Both are keyed by the event, so a
-replayed or retried step writes and sends nothing twice."""
+the change wrote them with it) and sends their emails at once; then one activity per email the relay did not
+take delivers it, with retries. All are keyed by the event, so a replayed or retried step writes and sends
+nothing twice."""
 
 import asyncio
 import uuid
@@ -19,11 +20,12 @@ async def send_notices(activity: str, notice: BaseModel, *, what: str) -> None:
     written: NoticeResult = await workflow.execute_activity(
         activity, notice, result_type=NoticeResult, summary=f"Write the {what} notices", **options.DATABASE
     )
-    await deliver_emails(written.email_ids, what=what)
+    await deliver_emails(written.emails_due(), what=what)
 
 
 async def deliver_emails(email_ids: Sequence[uuid.UUID], *, what: str) -> None:
-    """One activity per email, side by side: each is retried (or recorded failed) on its own."""
+    """One activity per email, side by side: each is retried (or recorded failed) on its own. (None, when the
+    activity that wrote them could send them all at once.)"""
     await asyncio.gather(
         *(
             workflow.execute_activity(

@@ -79,7 +79,7 @@ class LicenceOrderWorkflow:
             await self._start_term(self._outcome)
         workflow.set_current_details(f"Order {self._status.value}; emailing the people it concerns.")
         if self._together:
-            await deliver_emails(self._outcome.email_ids, what=f"'{_EVENT_FOR[self._status].value}'")
+            await deliver_emails(self._outcome.emails_due(), what=f"'{_EVENT_FOR[self._status].value}'")
         else:
             await self._notify(_EVENT_FOR[self._status])
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -118,7 +118,7 @@ class LicenceOrderWorkflow:
         )
         self._requested_at = registered.requested_at
         self._persisted = True
-        return registered.email_ids
+        return registered.emails_due()
 
     async def _wait_for_decision(self) -> None:
         """Remind the partner's managers every `reminder_after` until someone decides."""

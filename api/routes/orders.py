@@ -11,7 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth, order_workflows, paging
 from api.auth import Principal
-from api.deps import CurrentUser, SessionDep, SessionsDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, ReadSessionsDep, SessionDep, SettingsDep, TemporalDep
 from api.schemas import BlockRef, OrderCreate, OrderOut, OrderReject, Page
 from db import directory
 from db.models import LicenceBlock, LicenceOrder
@@ -76,7 +76,7 @@ StatusFilter = Annotated[OrderStatus | None, Query(description="only orders in t
 async def request_licences(
     customer_id: uuid.UUID,
     body: OrderCreate,
-    sessions: SessionsDep,
+    sessions: ReadSessionsDep,
     caller: CurrentUser,
     temporal: TemporalDep,
     settings: SettingsDep,
@@ -146,7 +146,7 @@ Authorize = Callable[[LicenceOrder], Awaitable[Actor]]
 Send = Callable[[LicenceOrder, Actor], Awaitable[OrderOutcome]]
 
 
-async def _decide(sessions: SessionsDep, order_id: uuid.UUID, authorize: Authorize, send: Send) -> OrderOut:
+async def _decide(sessions: ReadSessionsDep, order_id: uuid.UUID, authorize: Authorize, send: Send) -> OrderOut:
     """Check the caller and what the database says, send the decision to the order's workflow, then read the
     result back. No transaction is open while the workflow works: on SQLite it would hold the lock the
     activity needs."""
@@ -176,7 +176,7 @@ def _partner_decides(caller: Principal) -> Authorize:
 
 @router.post("/licence-orders/{order_id}/assign", response_model=OrderOut)
 async def assign_order(
-    order_id: uuid.UUID, sessions: SessionsDep, caller: CurrentUser, temporal: TemporalDep
+    order_id: uuid.UUID, sessions: ReadSessionsDep, caller: CurrentUser, temporal: TemporalDep
 ) -> OrderOut:
     """Assign the licences from the partner's stock. 409 naming the shortfall when the stock is short."""
 
@@ -188,7 +188,7 @@ async def assign_order(
 
 @router.post("/licence-orders/{order_id}/reject", response_model=OrderOut)
 async def reject_order(
-    order_id: uuid.UUID, body: OrderReject, sessions: SessionsDep, caller: CurrentUser, temporal: TemporalDep
+    order_id: uuid.UUID, body: OrderReject, sessions: ReadSessionsDep, caller: CurrentUser, temporal: TemporalDep
 ) -> OrderOut:
     """Reject a requested order; the reason is emailed to the customer's managers."""
 
@@ -200,7 +200,7 @@ async def reject_order(
 
 @router.post("/licence-orders/{order_id}/cancel", response_model=OrderOut)
 async def cancel_order(
-    order_id: uuid.UUID, sessions: SessionsDep, caller: CurrentUser, temporal: TemporalDep
+    order_id: uuid.UUID, sessions: ReadSessionsDep, caller: CurrentUser, temporal: TemporalDep
 ) -> OrderOut:
     """The requester's side withdraws a request that is still waiting."""
 

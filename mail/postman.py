@@ -1,0 +1,86 @@
+"""The postman takes outbox emails to the relay: right after the transaction that wrote them, all on one
+connection, or one at a time in the retrying `deliver_email` activity for those the relay would not take then."""
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import outbox
+from db.models import OutboxEmail
+from mail import smtp
+from payloads.email import EmailsWritten
+
+Written = TypeVar("Written", bound=EmailsWritten)
+
+# Sending at once happens inside the activity that wrote the emails (and, for a decision, before its caller
+# is answered): a relay slower than this leaves the rest to the retrying delivery activity.
+AT_ONCE_SECONDS = 5.0
+
+
+class Postman:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        relay: smtp.Relay,
+        *,
+        mail_from: str,
+        clock: Callable[[], datetime],
+        at_once_seconds: float = AT_ONCE_SECONDS,
+    ) -> None:
+        self.sessions = sessions
+        self.relay = relay
+        self.mail_from = mail_from
+        self.now = clock
+        self._at_once_seconds = at_once_seconds
+
+    def envelope(self, email: OutboxEmail) -> smtp.Envelope:
+        return smtp.Envelope(
+            message_id=email.message_id,
+            mail_from=self.mail_from,
+            recipient=email.recipient,
+            subject=email.subject,
+            text=email.text_body,
+            html=email.html_body,
+            created_at=email.created_at,
+        )
+
+    async def sent(self, written: Written) -> Written:
+        """An activity's result, once the emails it wrote were sent at once: with those still to deliver."""
+        return written.model_copy(update={"emails_to_retry": await self.send_at_once(written.email_ids)})
+
+    async def send_at_once(self, email_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """Send what is still pending of `email_ids` over one connection; return the ids still pending.
+
+        A permanent refusal is recorded as failed and the next message goes on; a temporary one (or a slow or
+        absent relay) stops here and leaves that message and the rest for the retrying delivery."""
+        emails = await outbox.pending(self.sessions, email_ids) if email_ids else []
+        if not emails:
+            return []
+        settled: list[outbox.Attempt] = []
+        problem: str | None = None
+        try:
+            async with asyncio.timeout(self._at_once_seconds), smtp.Connection(self._quick_relay()) as connection:
+                for email in emails:
+                    try:
+                        await connection.send(self.envelope(email))
+                    except smtp.PermanentFailure as refusal:
+                        settled.append(outbox.Attempt(email.id, "failed", str(refusal)))
+                    else:
+                        settled.append(outbox.Attempt(email.id, "sent"))
+        except (smtp.TemporaryFailure, smtp.PermanentFailure) as failure:  # the connection itself failed
+            problem = str(failure)
+        except TimeoutError:
+            problem = f"the relay did not take the messages within {self._at_once_seconds:g} s"
+        done = {attempt.email_id for attempt in settled}
+        left = [email.id for email in emails if email.id not in done]
+        if problem is not None and left:
+            settled.append(outbox.Attempt(left[0], "pending", problem))
+        await outbox.settle_each(self.sessions, settled, at=self.now())
+        return left
+
+    def _quick_relay(self) -> smtp.Relay:
+        return smtp.Relay(self.relay.host, self.relay.port, min(self.relay.timeout_seconds, self._at_once_seconds))
