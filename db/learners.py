@@ -23,6 +23,11 @@ from rules.errors import Conflict, NotFound
 from rules.licences import ALLOCATABLE, LearnerSource, LearnerStatus, LicenceStatus, check_allocation
 
 
+class LicenceTaken(RuntimeError):
+    """A licence found free (and locked) was no longer free when it was to be held: the transaction must not
+    commit. Not the caller's fault, so no business refusal: an activity retries and finds other licences."""
+
+
 @dataclass(frozen=True)
 class _FreeLicence:
     id: uuid.UUID
@@ -54,15 +59,19 @@ _LEARNERS = cast(Table, Learner.__table__)
 
 
 async def _hold(session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, _FreeLicence]], *, now: datetime) -> None:
-    """Give each learner (by id) its licence, in one statement executed for every pair."""
+    """Give each learner (by id) its licence, in one statement executed for every pair. The licences were
+    locked when they were found free; should one have been taken all the same, nothing is half-done: the
+    transaction fails."""
     if not pairs:
         return
-    await session.execute(
+    held = await session.execute(
         update(_LICENCES)
         .where(_LICENCES.c.id == bindparam("licence"), _LICENCES.c.status == LicenceStatus.AVAILABLE.value)
         .values(status=LicenceStatus.ALLOCATED.value, learner_id=bindparam("holder"), allocated_at=now),
         [{"licence": licence.id, "holder": learner_id} for learner_id, licence in pairs],
     )
+    if (moved := affected(held)) != len(pairs):
+        raise LicenceTaken(f"{len(pairs)} licences were to be held but only {moved} were still free")
 
 
 @dataclass(frozen=True)

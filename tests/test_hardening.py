@@ -191,3 +191,33 @@ async def test_a_patch_through_a_name_that_is_not_an_object_is_handled(scim: htt
 async def test_deeply_nested_json_is_400(scim: httpx.AsyncClient) -> None:
     response = await scim.post("/Users", content=b"[" * 100_000 + b"]" * 100_000)
     assert response.status_code == 400
+
+
+async def test_holding_a_licence_that_is_no_longer_free_fails_the_whole_transaction(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """The bulk hold checks how many licences it moved: a licence found free but taken before it was held (which
+    the row locks should prevent) fails the transaction, so the other licence of the batch stays free too."""
+    waiting = [await _learner(sessions, tenant) for _ in range(2)]  # no licences yet: both unlicensed
+    await factories.block(sessions, tenant, quantity=2, days=100)
+    first = await _learner(sessions, tenant)
+
+    async def holder(held_by: uuid.UUID | None) -> uuid.UUID:
+        async with sessions() as session:
+            found = await session.execute(
+                select(Licence.id).where(Licence.customer_id == tenant.customer_id, Licence.learner_id == held_by)
+                if held_by
+                else select(Licence.id).where(Licence.customer_id == tenant.customer_id, Licence.learner_id.is_(None))
+            )
+            return found.scalar_one()
+
+    taken, free = await holder(first.id), await holder(None)
+    pairs = [(waiting[0].id, learners._FreeLicence(free, NOW)), (waiting[1].id, learners._FreeLicence(taken, NOW))]
+    with pytest.raises(learners.LicenceTaken, match="2 licences were to be held but only 1 were still free"):
+        async with sessions.begin() as session:
+            await learners._hold(session, pairs, now=NOW)
+    assert (await holder(None), await _state(sessions, waiting[0].id), await _state(sessions, first.id)) == (
+        free,
+        (True, "unlicensed", 0),
+        (True, "active", 1),
+    )
