@@ -2,6 +2,7 @@
 
 import contextlib
 import uuid
+from datetime import datetime
 
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -10,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from licensing.config import Settings
 from payloads.blocks import ExpireNow
 from payloads.common import SYSTEM, Actor, Role
-from payloads.orders import AssignRequest, CancelRequest, LicenceOrderInput, OrderOutcome
+from payloads.orders import AssignRequest, CancelRequest, LicenceOrderInput, OrderOutcome, PersistOrder
 from rules.orders import OrderStatus
 from tests import factories
 from workflows.block import LicenceBlockWorkflow, block_workflow_id
@@ -22,6 +23,19 @@ OrderHandle = WorkflowHandle[LicenceOrderWorkflow, OrderOutcome]
 
 def actor(person: factories.Person, role: Role) -> Actor:
     return Actor(user_id=person.id, role=role)
+
+
+def new_order(tenant: factories.Tenant, quantity: int, *, at: datetime, notify: bool = False) -> PersistOrder:
+    """What the order workflow's first activity saves: a new order requested by the customer's manager."""
+    return PersistOrder(
+        order_id=uuid.uuid4(),
+        partner_id=tenant.partner_id,
+        customer_id=tenant.customer_id,
+        quantity=quantity,
+        requested_by=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER),
+        requested_at=at,
+        notify=notify,
+    )
 
 
 def order_id(handle: OrderHandle) -> uuid.UUID:

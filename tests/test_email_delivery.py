@@ -19,9 +19,8 @@ from mail import smtp as smtp_client
 from mail.postman import Postman
 from payloads.common import Role
 from payloads.email import DeliverEmail, EmailStatus
-from payloads.orders import PersistOrder
 from tests import factories
-from tests.ordering import Orders, actor, order_id
+from tests.ordering import Orders, new_order, order_id
 from tests.smtp_server import SmtpServer, free_port
 
 
@@ -80,15 +79,7 @@ async def _requested_emails(
 ) -> tuple[list[uuid.UUID], list[str]]:
     """A saved order's "requested" emails to two partner managers (sorted by address): ids and addresses."""
     await factories.person(sessions, Role.PARTNER_MANAGER, partner_id=tenant.partner_id)
-    data = PersistOrder(
-        order_id=uuid.uuid4(),
-        partner_id=tenant.partner_id,
-        customer_id=tenant.customer_id,
-        quantity=2,
-        requested_by=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER),
-        requested_at=NOW,
-        notify=True,
-    )
+    data = new_order(tenant, 2, at=NOW, notify=True)
     registered = await orders.persist_order(sessions, data, mail_from=settings.mail_from)
     async with sessions() as session:
         found = await session.execute(

@@ -16,10 +16,10 @@ from licensing.config import Settings
 from licensing.temporal import postman
 from payloads.common import Role
 from payloads.email import DeliverEmail, EmailStatus
-from payloads.orders import AssignOrder, CloseOrder, LicenceTerm, OrderEvent, OrderNotice, PersistOrder
+from payloads.orders import AssignOrder, CloseOrder, LicenceTerm, OrderEvent, OrderNotice
 from rules.orders import OrderStatus
 from tests import factories
-from tests.ordering import actor
+from tests.ordering import actor, new_order
 from tests.smtp_server import SmtpServer
 from workflows.block import block_workflow_id
 
@@ -28,14 +28,7 @@ MAIL_FROM = "Partner Licensing <licensing@example.com>"
 
 
 async def _persisted(sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, quantity: int) -> uuid.UUID:
-    data = PersistOrder(
-        order_id=uuid.uuid4(),
-        partner_id=tenant.partner_id,
-        customer_id=tenant.customer_id,
-        quantity=quantity,
-        requested_by=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER),
-        requested_at=NOW,
-    )
+    data = new_order(tenant, quantity, at=NOW)
     await orders.persist_order(sessions, data)
     await orders.persist_order(sessions, data)
     return data.order_id
@@ -144,15 +137,7 @@ async def _emails_of(sessions: async_sessionmaker[AsyncSession], order_id: uuid.
 async def test_an_order_saved_twice_with_its_notices_writes_them_once(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
 ) -> None:
-    data = PersistOrder(
-        order_id=uuid.uuid4(),
-        partner_id=tenant.partner_id,
-        customer_id=tenant.customer_id,
-        quantity=3,
-        requested_by=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER),
-        requested_at=NOW,
-        notify=True,
-    )
+    data = new_order(tenant, 3, at=NOW, notify=True)
     first = await orders.persist_order(sessions, data, mail_from=MAIL_FROM)
     second = await orders.persist_order(sessions, data, mail_from=MAIL_FROM)
     emails = await _emails_of(sessions, data.order_id)
