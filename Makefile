@@ -5,19 +5,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := rules payloads workflows activities db mail api licensing
 
-.PHONY: run test lint install clean histories fuzz bench bytecode
+.PHONY: run test lint install clean histories fuzz bench
 
+# Installing also compiles our sources: the worker's sandbox imports the workflow modules afresh for every
+# workflow it starts, and with their bytecode on disk loads them instead of compiling them each time (even where
+# PYTHONDONTWRITEBYTECODE is set).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(MAKE) --no-print-directory bytecode
-	touch $(STAMP)
-
-# The worker's sandbox imports the workflow modules afresh for every workflow it starts: with their bytecode on
-# disk it loads them instead of compiling them each time (even where PYTHONDONTWRITEBYTECODE is set).
-bytecode:
 	$(BIN)/python -m compileall -q $(PACKAGES) worker.py
+	touch $(STAMP)
 
 install: $(STAMP)
 
