@@ -15,7 +15,7 @@ class EmailActivities:
 
     @activity.defn(name="deliver_email")
     async def deliver_email(self, data: DeliverEmail) -> DeliveryResult:
-        email = await outbox.load(self._postman.sessions, data.email_id)
+        email = await outbox.load(self._postman.readers, data.email_id)
         if email.status != EmailStatus.PENDING:
             return DeliveryResult(email_id=email.id, status=EmailStatus(email.status))
         try:

@@ -9,7 +9,6 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import OutboxEmail
-from db.session import read_sessions
 from rules.errors import NotFound
 
 
@@ -22,17 +21,18 @@ class Attempt:
     error: str | None = None
 
 
-async def load(sessions: async_sessionmaker[AsyncSession], email_id: uuid.UUID) -> OutboxEmail:
-    async with read_sessions(sessions)() as session:
+async def load(readers: async_sessionmaker[AsyncSession], email_id: uuid.UUID) -> OutboxEmail:
+    """One message, read in a session of `readers` (`db.session.read_sessions`)."""
+    async with readers() as session:
         email = await session.get(OutboxEmail, email_id)
         if email is None:
             raise NotFound(f"outbox email {email_id} does not exist")
         return email
 
 
-async def pending(sessions: async_sessionmaker[AsyncSession], email_ids: Sequence[uuid.UUID]) -> list[OutboxEmail]:
-    """Those of `email_ids` still to send, in the order given."""
-    async with read_sessions(sessions)() as session:
+async def pending(readers: async_sessionmaker[AsyncSession], email_ids: Sequence[uuid.UUID]) -> list[OutboxEmail]:
+    """Those of `email_ids` still to send, in the order given, read in a session of `readers`."""
+    async with readers() as session:
         found = await session.execute(
             select(OutboxEmail).where(OutboxEmail.id.in_(email_ids), OutboxEmail.status == "pending")
         )

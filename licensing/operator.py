@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import directory, imports, outbox
 from db.models import LicenceBlock, LicenceOrder, OutboxEmail, Partner, User
-from db.session import create_engine, create_session_factory
+from db.session import create_engine, create_session_factory, read_sessions
 from licensing.config import Settings
 from licensing.imports import start_import
 from licensing.reconcile import Reconciled
@@ -133,7 +133,7 @@ async def failed_emails(settings: Settings) -> list[OutboxEmail]:
 async def resend_email(settings: Settings, email_id: uuid.UUID) -> None:
     """Send a failed email again, once its cause is fixed: same message, same Message-ID."""
     async with database(settings) as sessions:
-        email = await outbox.load(sessions, email_id)
+        email = await outbox.load(read_sessions(sessions), email_id)
         if email.status != "failed":
             raise NotFound(f"email {email_id} has not failed (it is {email.status})")
         async with sessions.begin() as session:

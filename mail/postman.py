@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import outbox
 from db.models import OutboxEmail
+from db.session import read_sessions
 from mail import smtp
 from payloads.email import EmailsWritten
 
@@ -32,6 +33,7 @@ class Postman:
         at_once_seconds: float = AT_ONCE_SECONDS,
     ) -> None:
         self.sessions = sessions
+        self.readers = read_sessions(sessions)  # made once: each call makes a new engine proxy
         self.relay = relay
         self.mail_from = mail_from
         self.now = clock
@@ -57,7 +59,7 @@ class Postman:
 
         A permanent refusal is recorded as failed and the next message goes on; a temporary one (or a slow or
         absent relay) stops here and leaves that message and the rest for the retrying delivery."""
-        emails = await outbox.pending(self.sessions, email_ids) if email_ids else []
+        emails = await outbox.pending(self.readers, email_ids) if email_ids else []
         if not emails:
             return []
         settled: list[outbox.Attempt] = []
