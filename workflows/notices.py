@@ -24,8 +24,8 @@ async def send_notices(activity: str, notice: BaseModel, *, what: str) -> None:
 
 
 async def deliver_emails(email_ids: Sequence[uuid.UUID], *, what: str) -> None:
-    """One activity per email, side by side: each is retried (or recorded failed) on its own. (None, when the
-    activity that wrote them could send them all at once.)"""
+    """One activity per email, side by side: each is retried (or recorded failed) on its own. Usually there
+    are none: the activity that wrote the emails sent them at once."""
     await asyncio.gather(
         *(
             workflow.execute_activity(
