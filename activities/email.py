@@ -30,8 +30,7 @@ class EmailActivities:
         return await self._settle(data, EmailStatus.SENT, None)
 
     async def _settle(self, data: DeliverEmail, status: EmailStatus, error: str | None) -> DeliveryResult:
-        attempt = outbox.Attempt(data.email_id, status.value, error)
-        await outbox.settle_each(self._postman.sessions, [attempt], at=self._postman.now())
+        await self._postman.record([outbox.Attempt(data.email_id, status.value, error)])
         if status is EmailStatus.FAILED:
             activity.logger.warning("email %s failed for good: %s", data.email_id, error)
         return DeliveryResult(email_id=data.email_id, status=status)

@@ -4,10 +4,12 @@ connection, or one at a time in the retrying `deliver_email` activity for those 
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
 
 from db import outbox
 from db.models import OutboxEmail
@@ -20,6 +22,10 @@ Written = TypeVar("Written", bound=EmailsWritten)
 # Sending at once happens inside the activity that wrote the emails (and, for a decision, before its caller
 # is answered): a relay slower than this leaves the rest to the retrying delivery activity.
 AT_ONCE_SECONDS = 5.0
+# Once the relay has taken a message, failing to record it would have the activity retried and the message sent
+# again; so a database that is away for a moment is waited for: until shortly before the activity's own
+# timeout, or this long outside an activity.
+RECORD_SECONDS = 10.0
 
 
 class Postman:
@@ -31,6 +37,7 @@ class Postman:
         mail_from: str,
         clock: Callable[[], datetime],
         at_once_seconds: float = AT_ONCE_SECONDS,
+        record_seconds: float = RECORD_SECONDS,
     ) -> None:
         self.sessions = sessions
         self.readers = read_sessions(sessions)  # made once: each call makes a new engine proxy
@@ -38,6 +45,7 @@ class Postman:
         self.mail_from = mail_from
         self.now = clock
         self._at_once_seconds = at_once_seconds
+        self._record_seconds = record_seconds
 
     def envelope(self, email: OutboxEmail) -> smtp.Envelope:
         return smtp.Envelope(
@@ -81,8 +89,31 @@ class Postman:
         left = [email.id for email in emails if email.id not in done]
         if problem is not None and left:
             settled.append(outbox.Attempt(left[0], "pending", problem))
-        await outbox.settle_each(self.sessions, settled, at=self.now())
+        await self.record(settled)
         return left
+
+    async def record(self, attempts: Sequence[outbox.Attempt]) -> None:
+        """Record what became of each message, waiting out a database that is briefly unreachable."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._record_budget()
+        pause = 0.2
+        while True:
+            try:
+                await outbox.settle_each(self.sessions, attempts, at=self.now())
+                return
+            except (OperationalError, InterfaceError):
+                if loop.time() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    def _record_budget(self) -> float:
+        if activity.in_activity():
+            info = activity.info()
+            if info.start_to_close_timeout:
+                ends = info.started_time + info.start_to_close_timeout
+                return max((ends - datetime.now(UTC)).total_seconds() - 2, 0)
+        return self._record_seconds
 
     def _quick_relay(self) -> smtp.Relay:
         return smtp.Relay(self.relay.host, self.relay.port, min(self.relay.timeout_seconds, self._at_once_seconds))

@@ -1,18 +1,25 @@
 """Email is never lost and never doubled: temporary SMTP refusals are retried, permanent ones recorded."""
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.email import EmailActivities
-from db import orders
+from db import orders, outbox
 from db.models import OutboxEmail
+from db.session import create_engine, create_session_factory
 from licensing.config import Settings
 from licensing.temporal import postman
 from mail import smtp as smtp_client
@@ -152,3 +159,91 @@ async def test_an_absent_or_silent_relay_costs_the_activity_at_most_its_time_bud
         left = await quick.send_at_once(ids)
     assert (left, time.monotonic() - started < 5) == (ids, True)
     assert await _states(sessions, ids) == [("pending", 2, True), ("pending", 0, False)]
+
+
+@contextlib.asynccontextmanager
+async def _reachable_after(url: str, seconds: float) -> AsyncIterator[str]:
+    """Another URL of the same database, unreachable for its first `seconds`: on SQLite its folder appears (a
+    link to the real one) only then; on PostgreSQL a forwarder to the server starts listening only then."""
+    target = make_url(url)
+    if target.get_backend_name() == "sqlite":
+        real = Path(target.database or "")
+        later = real.parent.parent / f"later-{uuid.uuid4().hex[:8]}"
+
+        async def appear() -> None:
+            await asyncio.sleep(seconds)
+            later.symlink_to(real.parent, target_is_directory=True)
+
+        opening = asyncio.create_task(appear())
+        try:
+            yield f"sqlite:///{later / real.name}"
+        finally:
+            opening.cancel()
+            later.unlink(missing_ok=True)
+        return
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(target.host, target.port or 5432)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    port = free_port()
+    servers: list[asyncio.Server] = []
+
+    async def listen() -> None:
+        await asyncio.sleep(seconds)
+        servers.append(await asyncio.start_server(forward, "127.0.0.1", port))
+
+    opening = asyncio.create_task(listen())
+    try:
+        yield target.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    finally:
+        opening.cancel()
+        for server in servers:
+            server.close()
+
+
+def _postman_on(url: str, settings: Settings, *, record_seconds: float) -> tuple[AsyncEngine, Postman]:
+    engine = create_engine(url)
+    relay = smtp_client.Relay(settings.smtp_host, settings.smtp_port, 5)
+    factory = create_session_factory(engine)
+    mail = Postman(factory, relay, mail_from=settings.mail_from, clock=lambda: NOW, record_seconds=record_seconds)
+    return engine, mail
+
+
+async def test_what_the_relay_took_is_recorded_once_the_database_is_back_not_sent_again(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, database_url: str
+) -> None:
+    """Failing to record a sent message would retry the activity and send it again: the postman waits for a
+    database that is briefly away instead."""
+    ids, _ = await _requested_emails(sessions, tenant, settings)
+    async with _reachable_after(database_url, 1.0) as later:
+        engine, mail = _postman_on(later, settings, record_seconds=30)
+        started = time.monotonic()
+        try:
+            await mail.record([outbox.Attempt(email_id, "sent") for email_id in ids])
+        finally:
+            await engine.dispose()
+    waited = time.monotonic() - started
+    assert (await _states(sessions, ids), waited >= 1) == ([("sent", 1, False)] * 2, True)
+
+
+async def test_recording_gives_up_when_the_database_stays_away(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, database_url: str
+) -> None:
+    ids, _ = await _requested_emails(sessions, tenant, settings)
+    async with _reachable_after(database_url, 60) as never:
+        engine, mail = _postman_on(never, settings, record_seconds=0.5)
+        try:
+            with pytest.raises(OperationalError):
+                await mail.record([outbox.Attempt(email_id, "sent") for email_id in ids])
+        finally:
+            await engine.dispose()
+    assert await _states(sessions, ids) == [("pending", 0, False)] * 2
