@@ -32,9 +32,10 @@ class Inbox:
             self.messages.append(message_from_bytes(envelope.content, policy=default))
         return "250 OK"
 
-    def to(self, address: str) -> list[EmailMessage]:
+    def to(self, address: str, *, about: str = "") -> list[EmailMessage]:
+        """What `address` received; with `about`, only messages whose subject holds that text."""
         with self.lock:
-            return [m for m in self.messages if m["To"] == address]
+            return [m for m in self.messages if m["To"] == address and about in str(m["Subject"])]
 
     def about(self, text: str) -> list[EmailMessage]:
         with self.lock:
