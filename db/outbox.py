@@ -40,18 +40,6 @@ async def pending(readers: async_sessionmaker[AsyncSession], email_ids: Sequence
     return [by_id[email_id] for email_id in email_ids if email_id in by_id]
 
 
-async def settle(
-    sessions: async_sessionmaker[AsyncSession],
-    email_id: uuid.UUID,
-    *,
-    status: str,
-    at: datetime,
-    error: str | None = None,
-) -> None:
-    """Record the outcome of one attempt; `pending` keeps the message for the next attempt."""
-    await settle_each(sessions, [Attempt(email_id, status, error)], at=at)
-
-
 async def settle_each(sessions: async_sessionmaker[AsyncSession], attempts: Sequence[Attempt], *, at: datetime) -> None:
     """Record several attempts in one transaction. A message already settled (by another attempt that got
     there first) keeps its outcome."""

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import directory, imports, outbox
 from db.models import LicenceBlock, LicenceOrder, OutboxEmail, Partner, User
-from db.session import create_engine, create_session_factory, read_sessions
+from db.session import create_engine, create_session_factory
 from licensing.config import Settings
 from licensing.imports import start_import
 from licensing.reconcile import Reconciled
@@ -133,15 +133,16 @@ async def failed_emails(settings: Settings) -> list[OutboxEmail]:
 async def resend_email(settings: Settings, email_id: uuid.UUID) -> None:
     """Send a failed email again, once its cause is fixed: same message, same Message-ID."""
     async with database(settings) as sessions:
-        email = await outbox.load(read_sessions(sessions), email_id)
+        mail = postman(settings, sessions)
+        email = await outbox.load(mail.readers, email_id)
         if email.status != "failed":
             raise NotFound(f"email {email_id} has not failed (it is {email.status})")
         async with sessions.begin() as session:
             await session.execute(update(OutboxEmail).where(OutboxEmail.id == email_id).values(status="pending"))
-        mail = postman(settings, sessions)
         try:
             await smtp.send(mail.envelope(email), mail.relay)
         except (smtp.TemporaryFailure, smtp.PermanentFailure) as problem:
-            await outbox.settle(sessions, email_id, status="failed", at=now(), error=str(problem))
+            await mail.record([outbox.Attempt(email_id, "failed", str(problem))])
             raise
-        await outbox.settle(sessions, email_id, status="sent", at=now())
+        # Sent: recorded even if the database blinks now (otherwise the message would stay `pending` for good).
+        await mail.record([outbox.Attempt(email_id, "sent")])
