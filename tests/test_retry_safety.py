@@ -34,6 +34,32 @@ async def _persisted(sessions: async_sessionmaker[AsyncSession], tenant: factori
     return data.order_id
 
 
+def _assignment(
+    tenant: factories.Tenant, order_id: uuid.UUID, *, notify: bool = False, start_term: LicenceTerm | None = None
+) -> AssignOrder:
+    """The partner manager's assignment of the order, now, for twelve months."""
+    return AssignOrder(
+        order_id=order_id,
+        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
+        assigned_at=NOW,
+        expires_at=NOW + timedelta(days=365),
+        notify=notify,
+        start_term=start_term,
+    )
+
+
+def _rejection(tenant: factories.Tenant, order_id: uuid.UUID, reason: str, *, notify: bool = False) -> CloseOrder:
+    """The partner manager's rejection of the order, now."""
+    return CloseOrder(
+        order_id=order_id,
+        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
+        status=OrderStatus.REJECTED,
+        decided_at=NOW,
+        reason=reason,
+        notify=notify,
+    )
+
+
 async def test_persisting_twice_saves_one_order_and_one_audit_event(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
 ) -> None:
@@ -53,12 +79,7 @@ async def test_assigning_twice_moves_the_stock_and_makes_the_licences_once(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
 ) -> None:
     order_id = await _persisted(sessions, tenant, 4)
-    data = AssignOrder(
-        order_id=order_id,
-        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
-        assigned_at=NOW,
-        expires_at=NOW + timedelta(days=365),
-    )
+    data = _assignment(tenant, order_id)
     first, second = await orders.assign_order(sessions, data), await orders.assign_order(sessions, data)
     licences = await factories.scalar(
         sessions, select(func.count()).select_from(Licence).where(Licence.customer_id == tenant.customer_id)
@@ -71,13 +92,7 @@ async def test_rejecting_twice_rejects_once(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
 ) -> None:
     order_id = await _persisted(sessions, tenant, 4)
-    data = CloseOrder(
-        order_id=order_id,
-        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
-        status=OrderStatus.REJECTED,
-        decided_at=NOW,
-        reason="no budget",
-    )
+    data = _rejection(tenant, order_id, "no budget")
     await orders.close_order(sessions, data)
     await orders.close_order(sessions, data)
     events = await factories.scalar(
@@ -156,14 +171,7 @@ async def test_assigning_twice_with_notices_and_the_term_emails_and_starts_the_t
     term = LicenceTerm(
         partner_id=tenant.partner_id, customer_id=tenant.customer_id, quantity=4, renewal_reminders=["P30D"]
     )
-    data = AssignOrder(
-        order_id=order_id,
-        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
-        assigned_at=NOW,
-        expires_at=NOW + timedelta(days=365),
-        notify=True,
-        start_term=term,
-    )
+    data = _assignment(tenant, order_id, notify=True, start_term=term)
     mail = postman(settings, sessions)
     assigning = OrderActivities(sessions, mail, client=dev_server.client, task_queue=settings.task_queue)
     env = ActivityEnvironment()
@@ -187,14 +195,7 @@ async def test_rejecting_twice_with_notices_emails_the_reason_once(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
 ) -> None:
     order_id = await _persisted(sessions, tenant, 4)
-    data = CloseOrder(
-        order_id=order_id,
-        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
-        status=OrderStatus.REJECTED,
-        decided_at=NOW,
-        reason="no budget this quarter",
-        notify=True,
-    )
+    data = _rejection(tenant, order_id, "no budget this quarter", notify=True)
     first = await orders.close_order(sessions, data, mail_from=MAIL_FROM)
     second = await orders.close_order(sessions, data, mail_from=MAIL_FROM)
     async with sessions() as session:
