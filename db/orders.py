@@ -125,6 +125,7 @@ async def _existing_outcome(session: AsyncSession, order: LicenceOrder) -> Order
         block_id=block.id if block else None,
         starts_at=block.starts_at if block else None,
         expires_at=block.expires_at if block else None,
+        decided_at=order.decided_at,
     )
 
 
@@ -166,6 +167,7 @@ async def _assign(session: AsyncSession, data: AssignOrder) -> OrderOutcome:
         block_id=block.id,
         starts_at=block.starts_at,
         expires_at=block.expires_at,
+        decided_at=data.assigned_at,
     )
 
 
@@ -216,7 +218,7 @@ async def _close(session: AsyncSession, data: CloseOrder) -> OrderOutcome:
     ):
         order = await _load(session, data.order_id)
         if order.status == data.status.value and order.decided_at == data.decided_at:
-            return OrderOutcome(order_id=order.id, status=data.status)
+            return OrderOutcome(order_id=order.id, status=data.status, decided_at=order.decided_at)
         decide(OrderStatus(order.status), _DECISION_FOR[data.status])
     audit.record(
         session,
@@ -229,4 +231,4 @@ async def _close(session: AsyncSession, data: CloseOrder) -> OrderOutcome:
         customer_id=order.customer_id,
         details={"reason": data.reason} if data.reason else {},
     )
-    return OrderOutcome(order_id=order.id, status=data.status)
+    return OrderOutcome(order_id=order.id, status=data.status, decided_at=data.decided_at)

@@ -58,6 +58,8 @@ class OrderOutcome(EmailsWritten):
     block_id: uuid.UUID | None = None
     starts_at: datetime | None = None
     expires_at: datetime | None = None
+    # When the decision was recorded (None in results recorded before it was carried here).
+    decided_at: datetime | None = None
 
 
 # `notify` (orders started since the "notices-with-decisions" patch): the event's notices are written in the

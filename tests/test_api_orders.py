@@ -77,6 +77,30 @@ async def test_the_order_answer_has_the_contract_fields(api: httpx.AsyncClient, 
     assert (order["quantity"], order["status"], order["customer_id"]) == (2, "requested", str(tenant.customer_id))
 
 
+async def test_each_answer_is_what_the_order_reads_afterwards(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    """The POSTs answer from the workflow's result instead of reading the order back: the same fields."""
+    pm, cm = tenant.partner_manager, tenant.customer_manager
+
+    async def read(order_id: str) -> Any:
+        return (await api.get(f"/licence-orders/{order_id}", headers=pm.headers)).json()
+
+    to_assign = await request_licences(api, tenant, 3, by=pm)
+    to_reject = await request_licences(api, tenant, 2)
+    to_cancel = await request_licences(api, tenant, 1)
+    requested_then = [to_assign, await read(to_assign["id"])]
+    answers = [
+        (await assign(api, to_assign, pm)).json(),
+        (
+            await api.post(f"/licence-orders/{to_reject['id']}/reject", json={"reason": "budget"}, headers=pm.headers)
+        ).json(),
+        (await api.post(f"/licence-orders/{to_cancel['id']}/cancel", headers=cm.headers)).json(),
+    ]
+    reads = [await read(answer["id"]) for answer in answers]
+    assert requested_then[0] == requested_then[1]
+    assert [a["status"] for a in answers] == ["assigned", "rejected", "cancelled"]
+    assert answers == reads
+
+
 async def test_the_assigned_block_runs_twelve_calendar_months(api: httpx.AsyncClient, tenant: Tenant) -> None:
     order = await request_licences(api, tenant, 1)
     body = (await assign(api, order, tenant.partner_manager)).json()

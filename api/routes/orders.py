@@ -105,8 +105,20 @@ async def request_licences(
         quantity=body.quantity,
         actor=actor,
     )
-    async with sessions() as session:
-        return (await _out(session, [await _read_order(session, registered.order_id)]))[0]
+    # The workflow answers once its activity committed the order: its answer is what the database holds.
+    return OrderOut(
+        id=registered.order_id,
+        customer_id=customer.id,
+        partner_id=customer.partner_id,
+        quantity=body.quantity,
+        status=registered.status.value,
+        requested_at=registered.requested_at,
+        requested_by_id=caller.user_id,
+        decided_at=None,
+        decided_by_id=None,
+        reject_reason=None,
+        block=None,
+    )
 
 
 @router.get("/customers/{customer_id}/licence-orders", response_model=Page[OrderOut])
@@ -146,9 +158,35 @@ Authorize = Callable[[LicenceOrder], Awaitable[Actor]]
 Send = Callable[[LicenceOrder, Actor], Awaitable[OrderOutcome]]
 
 
-async def _decide(sessions: ReadSessionsDep, order_id: uuid.UUID, authorize: Authorize, send: Send) -> OrderOut:
-    """Check the caller and what the database says, send the decision to the order's workflow, then read the
-    result back. No transaction is open while the workflow works: on SQLite it would hold the lock the
+def _decided(order: LicenceOrder, actor: Actor, outcome: OrderOutcome, reason: str | None) -> OrderOut:
+    """The order as the decision's transaction left it (the workflow answers once it committed)."""
+    block = None
+    if outcome.block_id is not None and outcome.expires_at is not None:
+        block = BlockRef(id=outcome.block_id, expires_at=outcome.expires_at)
+    return OrderOut(
+        id=order.id,
+        customer_id=order.customer_id,
+        partner_id=order.partner_id,
+        quantity=order.quantity,
+        status=outcome.status.value,
+        requested_at=order.requested_at,
+        requested_by_id=order.requested_by_id,
+        decided_at=outcome.decided_at,
+        decided_by_id=actor.user_id,
+        reject_reason=reason,
+        block=block,
+    )
+
+
+async def _decide(
+    sessions: ReadSessionsDep,
+    order_id: uuid.UUID,
+    authorize: Authorize,
+    send: Send,
+    reason: str | None = None,
+) -> OrderOut:
+    """Check the caller and what the database says, send the decision to the order's workflow, and answer
+    with what it did. No transaction is open while the workflow works: on SQLite it would hold the lock the
     activity needs."""
     async with sessions() as session:
         order = await _read_order(session, order_id)
@@ -156,14 +194,16 @@ async def _decide(sessions: ReadSessionsDep, order_id: uuid.UUID, authorize: Aut
     if order.status != OrderStatus.REQUESTED.value:
         raise OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided")
     try:
-        await send(order, actor)
+        outcome = await send(order, actor)
     except RPCError as error:
         if error.status is not RPCStatusCode.NOT_FOUND:
             raise
         async with sessions() as session:
             order = await _read_order(session, order_id)
         raise OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided") from None
-    async with sessions() as session:
+    if outcome.decided_at is not None:
+        return _decided(order, actor, outcome, reason)
+    async with sessions() as session:  # an answer recorded before it carried the decision's time
         return (await _out(session, [await _read_order(session, order_id)]))[0]
 
 
@@ -195,7 +235,7 @@ async def reject_order(
     async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
         return await order_workflows.reject(temporal, order.id, actor, body.reason)
 
-    return await _decide(sessions, order_id, _partner_decides(caller), send)
+    return await _decide(sessions, order_id, _partner_decides(caller), send, reason=body.reason)
 
 
 @router.post("/licence-orders/{order_id}/cancel", response_model=OrderOut)
