@@ -33,13 +33,26 @@ class Notice:
     subject_id: uuid.UUID
 
 
+@dataclass(frozen=True)
+class Written:
+    """Every outbox id of an event's notices (new or earlier), and the messages this transaction wrote."""
+
+    email_ids: list[uuid.UUID]
+    new: list[OutboxEmail]
+
+
 async def write_notices(
-    session: AsyncSession, notices: list[Notice], *, at: datetime, mail_from: str
-) -> list[uuid.UUID]:
-    """Insert what is not there yet; return every outbox id of these keys, new or earlier."""
+    session: AsyncSession, notices: list[Notice], *, at: datetime, mail_from: str, fresh: bool = False
+) -> Written:
+    """Insert what is not there yet. `fresh`: the caller's transaction has just made the change these notices
+    announce, so none of them can exist yet and none is looked for (the keys' unique constraint still holds:
+    a mistaken `fresh` fails the transaction, it cannot write a notice twice)."""
     keys = [n.key for n in notices]
-    found = await session.execute(select(OutboxEmail.key, OutboxEmail.id).where(OutboxEmail.key.in_(keys)))
-    existing = {key: email_id for key, email_id in found.all()}
+    existing: dict[str, uuid.UUID] = {}
+    if not fresh:
+        found = await session.execute(select(OutboxEmail.key, OutboxEmail.id).where(OutboxEmail.key.in_(keys)))
+        existing = {key: email_id for key, email_id in found.all()}
+    new: list[OutboxEmail] = []
     for notice in notices:
         if notice.key in existing:
             continue
@@ -56,6 +69,7 @@ async def write_notices(
             created_at=at,
         )
         session.add(email)
+        new.append(email)
         session.add(
             Notification(
                 user_id=notice.recipient.id,
@@ -69,7 +83,7 @@ async def write_notices(
             )
         )
         existing[notice.key] = email.id
-    return [existing[k] for k in keys]
+    return Written([existing[k] for k in keys], new)
 
 
 _TEMPLATES: dict[OrderEvent, Callable[[templates.OrderFacts], templates.Message]] = {
@@ -87,14 +101,30 @@ async def _recipients(session: AsyncSession, order: LicenceOrder, event: OrderEv
     return list((await session.execute(select(User).where(scope).order_by(User.email))).scalars())
 
 
+async def _names(session: AsyncSession, customer_id: uuid.UUID) -> tuple[str, str]:
+    """The customer's name and its partner's."""
+    found = await session.execute(
+        select(Customer.name, Partner.name)
+        .join(Partner, Partner.id == Customer.partner_id)
+        .where(Customer.id == customer_id)
+    )
+    customer_name, partner_name = found.one()
+    return customer_name, partner_name
+
+
 async def write_order_notices(
-    session: AsyncSession, order: LicenceOrder, notice: OrderNotice, *, mail_from: str
-) -> list[uuid.UUID]:
-    """The event's in-app notices and emails, in the caller's transaction; the outbox ids (earlier ones kept)."""
-    customer = await session.get_one(Customer, order.customer_id)
-    partner = await session.get_one(Partner, order.partner_id)
-    block = None  # only an assigned order has one (and no event follows the assignment)
-    if notice.event is OrderEvent.ASSIGNED:
+    session: AsyncSession,
+    order: LicenceOrder,
+    notice: OrderNotice,
+    *,
+    mail_from: str,
+    block: LicenceBlock | None = None,
+    fresh: bool = False,
+) -> Written:
+    """The event's in-app notices and emails, in the caller's transaction (see `write_notices` for `fresh`).
+    An assignment's notices name its block: pass it if the caller has it at hand."""
+    customer_name, partner_name = await _names(session, order.customer_id)
+    if notice.event is OrderEvent.ASSIGNED and block is None:
         found = await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))
         block = found.scalar_one_or_none()
     suffix = f"{notice.event.value}-{notice.sequence}" if notice.event is OrderEvent.REMINDER else notice.event.value
@@ -106,8 +136,8 @@ async def write_order_notices(
             message=render(
                 templates.OrderFacts(
                     order_id=str(order.id),
-                    partner_name=partner.name,
-                    customer_name=customer.name,
+                    partner_name=partner_name,
+                    customer_name=customer_name,
                     quantity=order.quantity,
                     requested_at=order.requested_at,
                     recipient_name=user.name,
@@ -122,7 +152,7 @@ async def write_order_notices(
         )
         for user in await _recipients(session, order, notice.event)
     ]
-    return await write_notices(session, notices, at=notice.at, mail_from=mail_from)
+    return await write_notices(session, notices, at=notice.at, mail_from=mail_from, fresh=fresh)
 
 
 async def notify_order_event(
@@ -132,8 +162,8 @@ async def notify_order_event(
         order = await session.get(LicenceOrder, notice.order_id)
         if order is None:
             raise NotFound(f"licence order {notice.order_id} does not exist")
-        ids = await write_order_notices(session, order, notice, mail_from=mail_from)
-    return NoticeResult(email_ids=ids)
+        written = await write_order_notices(session, order, notice, mail_from=mail_from)
+    return NoticeResult().wrote(written.email_ids, written.new)
 
 
 async def _block_recipients(session: AsyncSession, customer: Customer) -> list[User]:
@@ -177,5 +207,5 @@ async def notify_block_event(
             )
             for user in await _block_recipients(session, customer)
         ]
-        ids = await write_notices(session, notices, at=notice.at, mail_from=mail_from)
-    return NoticeResult(email_ids=ids)
+        written = await write_notices(session, notices, at=notice.at, mail_from=mail_from)
+    return NoticeResult().wrote(written.email_ids, written.new)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import audit, blocks
 from db.models import LicenceBlock, LicenceOrder, Partner
-from db.notices import write_order_notices
+from db.notices import Written, write_order_notices
 from payloads.orders import (
     AssignOrder,
     CloseOrder,
@@ -34,6 +34,7 @@ async def persist_order(
 ) -> OrderRegistered:
     async with sessions.begin() as session:
         order = await session.get(LicenceOrder, data.order_id)
+        new = order is None
         if order is None:
             order = LicenceOrder(
                 id=data.order_id,
@@ -60,20 +61,28 @@ async def persist_order(
             order_id=order.id, status=OrderStatus(order.status), requested_at=order.requested_at
         )
         if data.notify:
-            registered.email_ids = await _notices(
-                session, order, OrderEvent.REQUESTED, at=order.requested_at, mail_from=mail_from
+            written = await _notices(
+                session, order, OrderEvent.REQUESTED, at=order.requested_at, mail_from=mail_from, fresh=new
             )
+            registered.wrote(written.email_ids, written.new)
     return registered
 
 
 async def _notices(
-    session: AsyncSession, order: LicenceOrder, event: OrderEvent, *, at: datetime, mail_from: str
-) -> list[uuid.UUID]:
-    """The event's notices, written with the change they announce (again on a retry: the same ids come back)."""
+    session: AsyncSession,
+    order: LicenceOrder,
+    event: OrderEvent,
+    *,
+    at: datetime,
+    mail_from: str,
+    fresh: bool,
+    block: LicenceBlock | None = None,
+) -> Written:
+    """The event's notices, written with the change they announce (again on a retry: the same ids come back).
+    `fresh`: this transaction made the change, so its notices cannot exist yet."""
     assert mail_from, "notices need the sender's address"
-    return await write_order_notices(
-        session, order, OrderNotice(order_id=order.id, event=event, at=at), mail_from=mail_from
-    )
+    notice = OrderNotice(order_id=order.id, event=event, at=at)
+    return await write_order_notices(session, order, notice, mail_from=mail_from, block=block, fresh=fresh)
 
 
 async def _load(session: AsyncSession, order_id: uuid.UUID) -> LicenceOrder:
@@ -117,38 +126,36 @@ async def _debit_stock(session: AsyncSession, partner_id: uuid.UUID, quantity: i
     return remaining
 
 
-async def _existing_outcome(session: AsyncSession, order: LicenceOrder) -> OrderOutcome:
-    block = (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))).scalar_one_or_none()
-    return OrderOutcome(
-        order_id=order.id,
-        status=OrderStatus(order.status),
-        block_id=block.id if block else None,
-        starts_at=block.starts_at if block else None,
-        expires_at=block.expires_at if block else None,
-        decided_at=order.decided_at,
-    )
-
-
 async def assign_order(
     sessions: async_sessionmaker[AsyncSession], data: AssignOrder, *, mail_from: str = ""
 ) -> OrderOutcome:
     """Debit the partner's stock and create the order's licence block, all or nothing."""
     async with sessions.begin() as session:
-        outcome = await _assign(session, data)
+        order, block, fresh = await _assign(session, data)
+        outcome = OrderOutcome(
+            order_id=order.id,
+            status=OrderStatus.ASSIGNED,
+            block_id=block.id,
+            starts_at=block.starts_at,
+            expires_at=block.expires_at,
+            decided_at=data.assigned_at,
+        )
         if data.notify:
-            order = await _load(session, data.order_id)
-            outcome.email_ids = await _notices(
-                session, order, OrderEvent.ASSIGNED, at=data.assigned_at, mail_from=mail_from
+            written = await _notices(
+                session, order, OrderEvent.ASSIGNED, at=data.assigned_at, mail_from=mail_from, fresh=fresh, block=block
             )
+            outcome.wrote(written.email_ids, written.new)
     return outcome
 
 
-async def _assign(session: AsyncSession, data: AssignOrder) -> OrderOutcome:
+async def _assign(session: AsyncSession, data: AssignOrder) -> tuple[LicenceOrder, LicenceBlock, bool]:
+    """The order and its new block, and True; or, for this very assignment retried, what it made and False."""
     order = await _load(session, data.order_id)
     if not await _mark_decided(session, order.id, OrderStatus.ASSIGNED, by=data.actor.user_id, at=data.assigned_at):
         order = await _load(session, data.order_id)
         if order.status == OrderStatus.ASSIGNED.value and order.decided_at == data.assigned_at:
-            return await _existing_outcome(session, order)  # this very assignment, retried
+            found = await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))
+            return order, found.scalar_one(), False
         decide(OrderStatus(order.status), OrderDecision.ASSIGN)
     remaining = await _debit_stock(session, order.partner_id, order.quantity)
     block = await blocks.create_block(
@@ -161,14 +168,7 @@ async def _assign(session: AsyncSession, data: AssignOrder) -> OrderOutcome:
         order_id=order.id,
     )
     _audit_assignment(session, order, data, block_id=block.id, remaining=remaining)
-    return OrderOutcome(
-        order_id=order.id,
-        status=OrderStatus.ASSIGNED,
-        block_id=block.id,
-        starts_at=block.starts_at,
-        expires_at=block.expires_at,
-        decided_at=data.assigned_at,
-    )
+    return order, block, True
 
 
 def _audit_assignment(
@@ -203,22 +203,25 @@ async def close_order(
 ) -> OrderOutcome:
     """Reject or cancel a requested order."""
     async with sessions.begin() as session:
-        outcome = await _close(session, data)
+        fresh = await _close(session, data)
+        outcome = OrderOutcome(order_id=data.order_id, status=data.status, decided_at=data.decided_at)
         if data.notify:
             order = await _load(session, data.order_id)
             event = OrderEvent.REJECTED if data.status is OrderStatus.REJECTED else OrderEvent.CANCELLED
-            outcome.email_ids = await _notices(session, order, event, at=data.decided_at, mail_from=mail_from)
+            written = await _notices(session, order, event, at=data.decided_at, mail_from=mail_from, fresh=fresh)
+            outcome.wrote(written.email_ids, written.new)
     return outcome
 
 
-async def _close(session: AsyncSession, data: CloseOrder) -> OrderOutcome:
+async def _close(session: AsyncSession, data: CloseOrder) -> bool:
+    """True if this call closed the order; False for this very decision, retried."""
     order = await _load(session, data.order_id)
     if not await _mark_decided(
         session, order.id, data.status, by=data.actor.user_id, at=data.decided_at, reason=data.reason
     ):
         order = await _load(session, data.order_id)
         if order.status == data.status.value and order.decided_at == data.decided_at:
-            return OrderOutcome(order_id=order.id, status=data.status, decided_at=order.decided_at)
+            return False
         decide(OrderStatus(order.status), _DECISION_FOR[data.status])
     audit.record(
         session,
@@ -231,4 +234,4 @@ async def _close(session: AsyncSession, data: CloseOrder) -> OrderOutcome:
         customer_id=order.customer_id,
         details={"reason": data.reason} if data.reason else {},
     )
-    return OrderOutcome(order_id=order.id, status=data.status, decided_at=data.decided_at)
+    return True

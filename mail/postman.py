@@ -60,14 +60,18 @@ class Postman:
 
     async def sent(self, written: Written) -> Written:
         """An activity's result, once the emails it wrote were sent at once: with those still to deliver."""
-        return written.model_copy(update={"emails_to_retry": await self.send_at_once(written.email_ids)})
+        left = await self.send_at_once(written.email_ids, written_now=written.written_now())
+        return written.handed_over(left)
 
-    async def send_at_once(self, email_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    async def send_at_once(
+        self, email_ids: Sequence[uuid.UUID], *, written_now: Sequence[OutboxEmail] = ()
+    ) -> list[uuid.UUID]:
         """Send what is still pending of `email_ids` over one connection; return the ids still pending.
+        `written_now`: messages just written (so pending), which need not be read back.
 
         A permanent refusal is recorded as failed and the next message goes on; a temporary one (or a slow or
         absent relay) stops here and leaves that message and the rest for the retrying delivery."""
-        emails = await outbox.pending(self.readers, email_ids) if email_ids else []
+        emails = await self._pending(email_ids, written_now)
         if not emails:
             return []
         settled: list[outbox.Attempt] = []
@@ -91,6 +95,14 @@ class Postman:
             settled.append(outbox.Attempt(left[0], "pending", problem))
         await self.record(settled)
         return left
+
+    async def _pending(self, email_ids: Sequence[uuid.UUID], written_now: Sequence[OutboxEmail]) -> list[OutboxEmail]:
+        if not email_ids:
+            return []
+        just_written = {email.id: email for email in written_now}
+        if all(email_id in just_written for email_id in email_ids):
+            return [just_written[email_id] for email_id in email_ids]
+        return await outbox.pending(self.readers, email_ids)
 
     async def record(self, attempts: Sequence[outbox.Attempt]) -> None:
         """Record what became of each message, waiting out a database that is briefly unreachable."""

@@ -2,8 +2,12 @@
 
 import uuid
 from enum import StrEnum
+from typing import TYPE_CHECKING, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
+
+if TYPE_CHECKING:
+    from db.models import OutboxEmail
 
 
 class DeliverEmail(BaseModel):
@@ -25,6 +29,29 @@ class EmailsWritten(BaseModel):
     # Set by an activity that also sent them at once: those the relay did not take then. None (results
     # recorded before emails were sent at once): none was sent, every one of `email_ids` is still due.
     emails_to_retry: list[uuid.UUID] | None = None
+    # The messages the activity's own transaction wrote, as written: the postman sends them without reading
+    # them back. Never serialized (a result in a history has none); empty when an earlier attempt wrote them.
+    _written_now: "list[OutboxEmail]" = PrivateAttr(default_factory=list)
+
+    def __eq__(self, other: object) -> bool:
+        """Results are equal when they say the same: the messages at hand are not part of what they say."""
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def wrote(self, email_ids: list[uuid.UUID], written_now: "list[OutboxEmail]") -> Self:
+        self.email_ids = email_ids
+        self._written_now = written_now
+        return self
+
+    def written_now(self) -> "list[OutboxEmail]":
+        return self._written_now
+
+    def handed_over(self, emails_to_retry: list[uuid.UUID]) -> Self:
+        """This result once the postman took the messages: those the relay did not take then are to retry."""
+        result = self.model_copy(update={"emails_to_retry": emails_to_retry})
+        result._written_now = []
+        return result
 
     def emails_due(self) -> list[uuid.UUID]:
         """The emails the workflow still has to deliver, one retrying activity each."""

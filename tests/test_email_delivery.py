@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -115,6 +115,25 @@ async def test_emails_sent_at_once_go_out_once_however_often_the_activity_runs(
     left = [await mail.send_at_once(ids), await mail.send_at_once(ids)]
     received = [len(smtp.inbox.to(r)) for r in recipients]
     assert (left, received, await _states(sessions, ids)) == ([[], []], [1, 1], [("sent", 1, False)] * 2)
+
+
+async def test_messages_just_written_are_sent_as_written_and_a_retry_reads_what_is_pending(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, smtp: SmtpServer
+) -> None:
+    await factories.person(sessions, Role.PARTNER_MANAGER, partner_id=tenant.partner_id)
+    data = new_order(tenant, 2, at=NOW, notify=True)
+    first = await orders.persist_order(sessions, data, mail_from=settings.mail_from)
+    retried = await orders.persist_order(sessions, data, mail_from=settings.mail_from)
+    async with sessions.begin() as session:  # what the database holds now differs from what was written
+        await session.execute(update(OutboxEmail).values(subject="read back"))
+    mail = postman(settings, sessions)
+    left = await mail.send_at_once(first.email_ids, written_now=first.written_now())
+    subjects = [str(message["Subject"]) for message in smtp.inbox.messages]
+    assert (len(first.written_now()), retried.written_now(), left, len(subjects)) == (2, [], [], 2)
+    assert "read back" not in subjects
+    # The retried save wrote nothing: the postman reads what is still pending, and both were sent.
+    assert await mail.send_at_once(retried.email_ids, written_now=retried.written_now()) == []
+    assert len(smtp.inbox.messages) == 2
 
 
 async def test_a_permanent_refusal_is_recorded_and_the_next_message_still_goes(

@@ -3,7 +3,9 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -158,6 +160,24 @@ async def test_an_order_saved_twice_with_its_notices_writes_them_once(
     emails = await _emails_of(sessions, data.order_id)
     assert (len(first.email_ids), second.email_ids == first.email_ids, len(emails)) == (1, True, 1)
     assert emails[0][0] == f"order-{data.order_id}:requested:{tenant.partner_manager.id}"
+
+
+async def test_notices_mistakenly_written_as_fresh_twice_fail_instead_of_doubling(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    """`fresh` skips looking for earlier notices; the keys' unique constraint still stands behind it."""
+    order_id = await _persisted(sessions, tenant, 2)
+    notice = OrderNotice(order_id=order_id, event=OrderEvent.REQUESTED, at=NOW)
+
+    async def write() -> None:
+        async with sessions.begin() as session:
+            order = await session.get_one(LicenceOrder, order_id)
+            await notices.write_order_notices(session, order, notice, mail_from=MAIL_FROM, fresh=True)
+
+    await write()
+    with pytest.raises(IntegrityError):
+        await write()
+    assert len(await _emails_of(sessions, order_id)) == 1
 
 
 async def test_assigning_twice_with_notices_and_the_term_emails_and_starts_the_term_once(
