@@ -75,6 +75,43 @@ async def test_a_message_has_a_stable_message_id_and_both_bodies(
     assert (message["Message-ID"], kinds) == (email.message_id, ["text/html", "text/plain"])
 
 
+async def test_names_subjects_and_bodies_beyond_ascii_arrive_as_written(smtp: SmtpServer) -> None:
+    envelope = smtp_client.Envelope(
+        message_id="<zoe-1@licensing.example>",
+        mail_from="Lizenzverwaltung Müller <licensing@example.com>",
+        recipient="zoe@customer.example",
+        subject="5 licences assigned to Zoë's Café, valid until 27 Nov 2027 (€ 0)",
+        text="Hallo Zoë,\n\nyour 5 licences are ready. Grüße\n",
+        html="<p>Hallo Zoë, your 5 licences are ready. Grüße</p>",
+        created_at=NOW,
+    )
+    await smtp_client.send(envelope, smtp_client.Relay("127.0.0.1", smtp.port, 5))
+    [message] = smtp.inbox.messages
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and html is not None
+    assert (
+        str(message["From"]),
+        message["From"].addresses[0].display_name,
+        str(message["To"]),
+        str(message["Subject"]),
+        str(message["Message-ID"]),
+        message["Date"].datetime,
+        message.get_content_type(),
+        plain.get_content(),
+        html.get_content().strip(),
+    ) == (
+        "Lizenzverwaltung Müller <licensing@example.com>",
+        "Lizenzverwaltung Müller",
+        "zoe@customer.example",
+        envelope.subject,
+        envelope.message_id,
+        NOW,
+        "multipart/alternative",
+        envelope.text,
+        envelope.html,
+    )
+
+
 # Sending at once: the activity that wrote an event's emails sends them right after its transaction, on one
 # connection; only what the relay did not take then is left to the retrying delivery activity.
 
