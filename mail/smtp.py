@@ -57,7 +57,7 @@ def build_message(envelope: Envelope) -> Message:
     message = MIMEMultipart("alternative")
     message["From"] = _address(envelope.mail_from)
     message["To"] = _address(envelope.recipient)
-    message["Subject"] = _header(envelope.subject)
+    message["Subject"] = _header(envelope.subject)  # type: ignore[assignment]  # compat32 takes a Header
     message["Message-ID"] = envelope.message_id
     message["Date"] = format_datetime(envelope.created_at)
     message.attach(MIMEText(envelope.text, "plain", "utf-8"))
