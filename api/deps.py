@@ -19,12 +19,6 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return sessions
 
 
-def _read_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    """For a request that writes through a workflow and only reads here: reads take no write lock."""
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.read_sessions
-    return sessions
-
-
 _READING = frozenset({"GET", "HEAD"})
 
 
@@ -58,25 +52,46 @@ async def _caller(session: AsyncSession, token: str) -> Principal:
     return Principal.of(user, partner_id)
 
 
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("send 'Authorization: Bearer TOKEN' with the token you were given")
+    return credentials.credentials
+
+
 async def _principal(
     request: Request,
     session: Annotated[AsyncSession, Depends(_session)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("send 'Authorization: Bearer TOKEN' with the token you were given")
+    token = _token(credentials)
     if request.method in _READING:
-        principal = await _caller(session, credentials.credentials)
+        principal = await _caller(session, token)
         await session.rollback()  # end the read; the route begins its own
         return principal
     # A request that writes looks its caller up without taking SQLite's write lock.
     async with request.app.state.read_sessions() as reader:
-        return await _caller(reader, credentials.credentials)
+        return await _caller(reader, token)
+
+
+async def _reader(request: Request) -> AsyncIterator[AsyncSession]:
+    """One read session for the caller's lookup and the route's own reads, in one transaction: for a POST that
+    reads here and lets a workflow write. The route ends the read (`close()`) before it waits for the workflow."""
+    async with request.app.state.read_sessions() as session:
+        yield session
+
+
+async def _principal_reading(
+    reader: Annotated[AsyncSession, Depends(_reader)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return await _caller(reader, _token(credentials))
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
-ReadSessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_read_sessions)]
 CurrentUser = Annotated[Principal, Depends(_principal)]
+# For routes that read and then hand the write to a workflow: the caller and the route read in one transaction.
+ReaderDep = Annotated[AsyncSession, Depends(_reader)]
+ReadingCaller = Annotated[Principal, Depends(_principal_reading)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -11,7 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth, order_workflows, paging
 from api.auth import Principal
-from api.deps import CurrentUser, ReadSessionsDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, ReaderDep, ReadingCaller, SessionDep, SettingsDep, TemporalDep
 from api.schemas import BlockRef, OrderCreate, OrderOut, OrderReject, Page
 from db import directory
 from db.models import LicenceBlock, LicenceOrder
@@ -76,27 +76,27 @@ StatusFilter = Annotated[OrderStatus | None, Query(description="only orders in t
 async def request_licences(
     customer_id: uuid.UUID,
     body: OrderCreate,
-    sessions: ReadSessionsDep,
-    caller: CurrentUser,
+    reader: ReaderDep,
+    caller: ReadingCaller,
     temporal: TemporalDep,
     settings: SettingsDep,
 ) -> OrderOut:
     """Request licences for a customer (its managers, or its partner's in manage mode)."""
     if body.quantity > settings.max_order_quantity:
         raise InvalidInput(f"quantity: at most {settings.max_order_quantity} licences can be requested at once")
-    async with sessions() as session:
-        customer = await directory.get_customer(session, customer_id)
-        actor = auth.act_for_customer(caller, customer)
-        waiting = await session.execute(
-            select(func.count())
-            .select_from(LicenceOrder)
-            .where(LicenceOrder.customer_id == customer_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
+    customer = await directory.get_customer(reader, customer_id)
+    actor = auth.act_for_customer(caller, customer)
+    waiting = await reader.execute(
+        select(func.count())
+        .select_from(LicenceOrder)
+        .where(LicenceOrder.customer_id == customer_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
+    )
+    if waiting.scalar_one() >= settings.max_open_orders_per_customer:
+        raise Conflict(
+            f"this customer already has {settings.max_open_orders_per_customer} requests waiting for the partner; "
+            "cancel one or wait for a decision before requesting more"
         )
-        if waiting.scalar_one() >= settings.max_open_orders_per_customer:
-            raise Conflict(
-                f"this customer already has {settings.max_open_orders_per_customer} requests waiting for the partner; "
-                "cancel one or wait for a decision before requesting more"
-            )
+    await reader.close()  # no transaction stays open while the workflow works
     registered = await order_workflows.request_order(
         temporal,
         settings,
@@ -179,7 +179,7 @@ def _decided(order: LicenceOrder, actor: Actor, outcome: OrderOutcome, reason: s
 
 
 async def _decide(
-    sessions: ReadSessionsDep,
+    reader: AsyncSession,
     order_id: uuid.UUID,
     authorize: Authorize,
     send: Send,
@@ -188,23 +188,22 @@ async def _decide(
     """Check the caller and what the database says, send the decision to the order's workflow, and answer
     with what it did. No transaction is open while the workflow works: on SQLite it would hold the lock the
     activity needs."""
-    async with sessions() as session:
-        order = await _read_order(session, order_id)
+    order = await _read_order(reader, order_id)
     actor = await authorize(order)
     if order.status != OrderStatus.REQUESTED.value:
         raise OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided")
+    await reader.close()  # no transaction stays open while the workflow works
     try:
         outcome = await send(order, actor)
     except RPCError as error:
         if error.status is not RPCStatusCode.NOT_FOUND:
             raise
-        async with sessions() as session:
-            order = await _read_order(session, order_id)
+        order = await _read_order(reader, order_id)
         raise OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided") from None
     if outcome.decided_at is not None:
         return _decided(order, actor, outcome, reason)
-    async with sessions() as session:  # an answer recorded before it carried the decision's time
-        return (await _out(session, [await _read_order(session, order_id)]))[0]
+    # An answer recorded before it carried the decision's time: read the order back.
+    return (await _out(reader, [await _read_order(reader, order_id)]))[0]
 
 
 def _partner_decides(caller: Principal) -> Authorize:
@@ -216,41 +215,39 @@ def _partner_decides(caller: Principal) -> Authorize:
 
 @router.post("/licence-orders/{order_id}/assign", response_model=OrderOut)
 async def assign_order(
-    order_id: uuid.UUID, sessions: ReadSessionsDep, caller: CurrentUser, temporal: TemporalDep
+    order_id: uuid.UUID, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep
 ) -> OrderOut:
     """Assign the licences from the partner's stock. 409 naming the shortfall when the stock is short."""
 
     async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
         return await order_workflows.assign(temporal, order.id, actor)
 
-    return await _decide(sessions, order_id, _partner_decides(caller), send)
+    return await _decide(reader, order_id, _partner_decides(caller), send)
 
 
 @router.post("/licence-orders/{order_id}/reject", response_model=OrderOut)
 async def reject_order(
-    order_id: uuid.UUID, body: OrderReject, sessions: ReadSessionsDep, caller: CurrentUser, temporal: TemporalDep
+    order_id: uuid.UUID, body: OrderReject, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep
 ) -> OrderOut:
     """Reject a requested order; the reason is emailed to the customer's managers."""
 
     async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
         return await order_workflows.reject(temporal, order.id, actor, body.reason)
 
-    return await _decide(sessions, order_id, _partner_decides(caller), send, reason=body.reason)
+    return await _decide(reader, order_id, _partner_decides(caller), send, reason=body.reason)
 
 
 @router.post("/licence-orders/{order_id}/cancel", response_model=OrderOut)
 async def cancel_order(
-    order_id: uuid.UUID, sessions: ReadSessionsDep, caller: CurrentUser, temporal: TemporalDep
+    order_id: uuid.UUID, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep
 ) -> OrderOut:
     """The requester's side withdraws a request that is still waiting."""
 
     async def authorize(order: LicenceOrder) -> Actor:
         auth.see_order(caller, order)
-        async with sessions() as session:
-            customer = await directory.get_customer(session, order.customer_id)
-        return auth.act_for_customer(caller, customer)
+        return auth.act_for_customer(caller, await directory.get_customer(reader, order.customer_id))
 
     async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
         return await order_workflows.cancel(temporal, order.id, actor)
 
-    return await _decide(sessions, order_id, authorize, send)
+    return await _decide(reader, order_id, authorize, send)
