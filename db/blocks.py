@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import audit
@@ -60,20 +60,18 @@ async def expire_block(sessions: async_sessionmaker[AsyncSession], data: ExpireB
             raise NotFound(f"licence block {data.block_id} does not exist")
         if block.status == "expired":
             return await _what_expired(session, block)
-        # Lock every live licence of the block first: an allocation in flight finishes (and is seen) or skips them.
-        live = await session.execute(
-            select(Licence.learner_id)
-            .where(Licence.block_id == block.id, Licence.status != LicenceStatus.EXPIRED.value)
-            .with_for_update()
+        live = (Licence.block_id == block.id, Licence.status != LicenceStatus.EXPIRED.value)
+        # Lock every live licence of the block first (PostgreSQL; on SQLite the transaction holds the write lock):
+        # an allocation in flight finishes (and is seen) or skips them. The rows are counted, not fetched.
+        await session.execute(
+            select(func.count()).select_from(select(Licence.id).where(*live).with_for_update().subquery())
         )
-        holders = [learner_id for learner_id in live.scalars() if learner_id is not None]
+        holders = select(Licence.learner_id).where(*live, Licence.learner_id.is_not(None))
         learners = await session.execute(
             update(Learner).where(Learner.id.in_(holders)).values(licence_status=LearnerStatus.EXPIRED.value)
         )
         licences = await session.execute(
-            update(Licence)
-            .where(Licence.block_id == block.id, Licence.status != LicenceStatus.EXPIRED.value)
-            .values(status=LicenceStatus.EXPIRED.value, learner_id=None)
+            update(Licence).where(*live).values(status=LicenceStatus.EXPIRED.value, learner_id=None)
         )
         block.status = "expired"
         block.expired_at = data.at
