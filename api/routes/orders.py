@@ -23,29 +23,30 @@ from rules.orders import OrderStatus
 router = APIRouter(tags=["licence orders"])
 
 
+def _as_out(o: LicenceOrder, block: BlockRef | None) -> OrderOut:
+    return OrderOut(
+        id=o.id,
+        customer_id=o.customer_id,
+        partner_id=o.partner_id,
+        quantity=o.quantity,
+        status=o.status,
+        requested_at=o.requested_at,
+        requested_by_id=o.requested_by_id,
+        decided_at=o.decided_at,
+        decided_by_id=o.decided_by_id,
+        reject_reason=o.reject_reason,
+        block=block,
+    )
+
+
 async def _out(session: AsyncSession, orders: list[LicenceOrder]) -> list[OrderOut]:
     blocks = {
-        b.order_id: b
+        b.order_id: BlockRef(id=b.id, expires_at=b.expires_at)
         for b in (
             await session.execute(select(LicenceBlock).where(LicenceBlock.order_id.in_([o.id for o in orders])))
         ).scalars()
     }
-    return [
-        OrderOut(
-            id=o.id,
-            customer_id=o.customer_id,
-            partner_id=o.partner_id,
-            quantity=o.quantity,
-            status=o.status,
-            requested_at=o.requested_at,
-            requested_by_id=o.requested_by_id,
-            decided_at=o.decided_at,
-            decided_by_id=o.decided_by_id,
-            reject_reason=o.reject_reason,
-            block=BlockRef(id=blocks[o.id].id, expires_at=blocks[o.id].expires_at) if o.id in blocks else None,
-        )
-        for o in orders
-    ]
+    return [_as_out(o, blocks.get(o.id)) for o in orders]
 
 
 async def _read_order(session: AsyncSession, order_id: uuid.UUID) -> LicenceOrder:
@@ -106,7 +107,7 @@ async def request_licences(
         actor=actor,
     )
     # The workflow answers once its activity committed the order: its answer is what the database holds.
-    return OrderOut(
+    saved = LicenceOrder(
         id=registered.order_id,
         customer_id=customer.id,
         partner_id=customer.partner_id,
@@ -114,11 +115,8 @@ async def request_licences(
         status=registered.status.value,
         requested_at=registered.requested_at,
         requested_by_id=caller.user_id,
-        decided_at=None,
-        decided_by_id=None,
-        reject_reason=None,
-        block=None,
     )
+    return _as_out(saved, None)
 
 
 @router.get("/customers/{customer_id}/licence-orders", response_model=Page[OrderOut])
@@ -163,19 +161,13 @@ def _decided(order: LicenceOrder, actor: Actor, outcome: OrderOutcome, reason: s
     block = None
     if outcome.block_id is not None and outcome.expires_at is not None:
         block = BlockRef(id=outcome.block_id, expires_at=outcome.expires_at)
-    return OrderOut(
-        id=order.id,
-        customer_id=order.customer_id,
-        partner_id=order.partner_id,
-        quantity=order.quantity,
-        status=outcome.status.value,
-        requested_at=order.requested_at,
-        requested_by_id=order.requested_by_id,
-        decided_at=outcome.decided_at,
-        decided_by_id=actor.user_id,
-        reject_reason=reason,
-        block=block,
-    )
+    decided = {
+        "status": outcome.status.value,
+        "decided_at": outcome.decided_at,
+        "decided_by_id": actor.user_id,
+        "reject_reason": reason,
+    }
+    return _as_out(order, block).model_copy(update=decided)
 
 
 async def _decide(
