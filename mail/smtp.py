@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, parseaddr
@@ -42,8 +42,10 @@ class PermanentFailure(Exception):
     """A 5xx reply: sending the same message again will not help."""
 
 
-def _header(value: str) -> str | Header:
-    return value if value.isascii() else Header(value, "utf-8")
+def _subject(value: str) -> str | Header:
+    # On one line: a line break in a customer's or partner's name must not end the header (or start another).
+    line = " ".join(value.splitlines())
+    return line if line.isascii() else Header(line, "utf-8", header_name="Subject")
 
 
 def _address(value: str) -> str:
@@ -53,15 +55,30 @@ def _address(value: str) -> str:
 
 def build_message(envelope: Envelope) -> Message:
     """A text and an HTML alternative. Built with the plain (compat32) classes: the `EmailMessage` API parses
-    every header it is given, which cost ten times as much for messages whose headers we write ourselves."""
+    every header it is given, which cost ten times as much for messages whose headers we write ourselves.
+    An address beyond ASCII needs SMTPUTF8, which only the `EmailMessage` API writes correctly."""
+    if not (envelope.recipient.isascii() and parseaddr(envelope.mail_from)[1].isascii()):
+        return _international(envelope)
     message = MIMEMultipart("alternative")
     message["From"] = _address(envelope.mail_from)
-    message["To"] = _address(envelope.recipient)
-    message["Subject"] = _header(envelope.subject)  # type: ignore[assignment]  # compat32 takes a Header
+    message["To"] = envelope.recipient
+    message["Subject"] = _subject(envelope.subject)  # type: ignore[assignment]  # compat32 takes a Header
     message["Message-ID"] = envelope.message_id
     message["Date"] = format_datetime(envelope.created_at)
     message.attach(MIMEText(envelope.text, "plain", "utf-8"))
     message.attach(MIMEText(envelope.html, "html", "utf-8"))
+    return message
+
+
+def _international(envelope: Envelope) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = envelope.mail_from
+    message["To"] = envelope.recipient
+    message["Subject"] = " ".join(envelope.subject.splitlines())
+    message["Message-ID"] = envelope.message_id
+    message["Date"] = format_datetime(envelope.created_at)
+    message.set_content(envelope.text)
+    message.add_alternative(envelope.html, subtype="html")
     return message
 
 

@@ -43,10 +43,11 @@ class Inbox:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    def __init__(self, *, utf8: bool = False) -> None:
+        """`utf8`: offer SMTPUTF8, for addresses beyond ASCII."""
         self.inbox = Inbox()
         self.port = free_port()
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=utf8)
 
     def __enter__(self) -> "SmtpServer":
         self._controller.start()

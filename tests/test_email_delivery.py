@@ -112,6 +112,55 @@ async def test_names_subjects_and_bodies_beyond_ascii_arrive_as_written(smtp: Sm
     )
 
 
+async def test_a_line_break_in_a_subject_cannot_end_the_header_or_add_one(smtp: SmtpServer) -> None:
+    """A customer's name with a line break (and a header after it) stays one line of the subject."""
+    subject = "Acme\nReply-To : thief@example.com\r\nBcc: thief@example.com requests 2 licences"
+    envelope = smtp_client.Envelope(
+        message_id="<acme-1@licensing.example>",
+        mail_from="licensing@example.com",
+        recipient="manager@partner.example",
+        subject=subject,
+        text="2 licences requested.",
+        html="<p>2 licences requested.</p>",
+        created_at=NOW,
+    )
+    await smtp_client.send(envelope, smtp_client.Relay("127.0.0.1", smtp.port, 5))
+    [message] = smtp.inbox.messages
+    assert (
+        str(message["Subject"]),
+        message["Reply-To"],
+        message["Bcc"],
+        str(message["Message-ID"]),
+        message["Date"].datetime,
+        message.get_content_type(),
+    ) == (
+        "Acme Reply-To : thief@example.com Bcc: thief@example.com requests 2 licences",
+        None,
+        None,
+        envelope.message_id,
+        NOW,
+        "multipart/alternative",
+    )
+
+
+async def test_an_address_beyond_ascii_goes_out_with_smtputf8() -> None:
+    envelope = smtp_client.Envelope(
+        message_id="<zoe-2@licensing.example>",
+        mail_from="Lizenzverwaltung <lizenzen@example.com>",
+        recipient="zoë@café.example",
+        subject="2 licences assigned",
+        text="Hallo Zoë",
+        html="<p>Hallo Zoë</p>",
+        created_at=NOW,
+    )
+    with SmtpServer(utf8=True) as relay:
+        await smtp_client.send(envelope, smtp_client.Relay("127.0.0.1", relay.port, 5))
+        [message] = relay.inbox.messages
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    assert (str(message["To"]), plain.get_content().strip()) == ("zoë@café.example", "Hallo Zoë")
+
+
 # Sending at once: the activity that wrote an event's emails sends them right after its transaction, on one
 # connection; only what the relay did not take then is left to the retrying delivery activity.
 
