@@ -6,6 +6,8 @@ import os
 import resource
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -91,29 +93,49 @@ def _cpu_seconds() -> tuple[float, float]:
     return own.ru_utime + own.ru_stime, children
 
 
-def _per_item_ms(before: tuple[float, float], count: int, label: str) -> dict[str, float]:
-    after = _cpu_seconds()
-    return {
-        f"{label}_process_cpu_ms_each": (after[0] - before[0]) * 1000 / count,
-        f"{label}_server_cpu_ms_each": (after[1] - before[1]) * 1000 / count,
-    }
+@dataclass
+class _Tally:
+    """What the timed rounds of one kind of lifecycle added up to."""
+
+    items: int = 0
+    seconds: float = 0.0
+    process_cpu: float = 0.0
+    server_cpu: float = 0.0
+
+    def figures(self, label: str) -> dict[str, float]:
+        return {
+            f"{label}_per_second": self.items / self.seconds,
+            f"{label}_process_cpu_ms_each": self.process_cpu * 1000 / self.items,
+            f"{label}_server_cpu_ms_each": self.server_cpu * 1000 / self.items,
+        }
 
 
-# Lifecycles run before timing, for ours and the baseline alike: a running service is warm (its routes built,
+# Lifecycles run before timing, for ours and the baselines alike: a running service is warm (its routes built,
 # its workflow modules imported and its connections open), and the first few of a fresh one are not.
 WARM_UP = 3
+# Ours and the two baselines take turns, in the opposite order each round, so that none is always first or
+# always last on a server whose history grows as the bench goes on.
+ROUNDS = 2
 
 
 async def order_throughput(client: Client, settings: Settings, sessions: Sessions, count: int = 30) -> dict[str, float]:
     # A customer may have 20 requests waiting at once: ten customers (each with its own partner) share the load.
-    tenants = [await factories.tenant(sessions, stock=count + WARM_UP) for _ in range(10)]
+    tenants = [await factories.tenant(sessions, stock=count * ROUNDS + WARM_UP) for _ in range(10)]
     app = create_app(settings, sessions=sessions, temporal=client)
+    queue = f"bench-{uuid.uuid4()}"
+    starter = BenchTermStarter(client, queue)
     async with (
         build_worker(client, settings, sessions),
+        Worker(
+            client,
+            task_queue=queue,
+            workflows=[BenchOrderShape, BenchTermShape],
+            activities=[bench_noop, starter.start_term],
+        ),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench/api/v1") as api,
     ):
 
-        async def lifecycle(n: int) -> None:
+        async def order(n: int) -> None:
             tenant = tenants[n % len(tenants)]
             requested = await api.post(
                 f"/customers/{tenant.customer_id}/licence-orders",
@@ -125,34 +147,34 @@ async def order_throughput(client: Client, settings: Settings, sessions: Session
             assigned.raise_for_status()
             await client.get_workflow_handle(f"licence-order-{order_id}").result()
 
-        await asyncio.gather(*(lifecycle(n) for n in range(WARM_UP)))
-        cpu, started = _cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(lifecycle(n) for n in range(count)))
-        ours = count / (time.perf_counter() - started)
-        figures = _per_item_ms(cpu, count, "order")
-    queue = f"bench-{uuid.uuid4()}"
-    starter = BenchTermStarter(client, queue)
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[BenchOrderShape, BenchTermShape],
-        activities=[bench_noop, starter.start_term],
-    ):
-        for label, term in (("order_shaped", False), ("order_shaped_with_term", True)):
-
-            async def shaped(term: bool = term) -> None:
+        def shape(term: bool) -> Callable[[int], Awaitable[None]]:
+            async def lifecycle(n: int) -> None:
                 handle = await client.start_workflow(
                     BenchOrderShape.run, term, id=f"bench-{uuid.uuid4()}", task_queue=queue
                 )
                 await handle.execute_update(BenchOrderShape.decide)
                 await handle.result()
 
-            await asyncio.gather(*(shaped() for _ in range(WARM_UP)))
-            cpu, started = _cpu_seconds(), time.perf_counter()
-            await asyncio.gather(*(shaped() for _ in range(count)))
-            figures[f"{label}_per_second"] = count / (time.perf_counter() - started)
-            figures |= _per_item_ms(cpu, count, label)
-    baseline = figures["order_shaped_per_second"]
+            return lifecycle
+
+        kinds = {"order": order, "order_shaped": shape(False), "order_shaped_with_term": shape(True)}
+        tallies = {label: _Tally() for label in kinds}
+        for lifecycle in kinds.values():
+            await asyncio.gather(*(lifecycle(n) for n in range(WARM_UP)))
+        for round_number in range(ROUNDS):
+            for label in list(kinds) if round_number % 2 == 0 else list(reversed(kinds)):
+                cpu, started = _cpu_seconds(), time.perf_counter()
+                await asyncio.gather(*(kinds[label](n) for n in range(count)))
+                seconds, after = time.perf_counter() - started, _cpu_seconds()
+                tally = tallies[label]
+                tally.items += count
+                tally.seconds += seconds
+                tally.process_cpu += after[0] - cpu[0]
+                tally.server_cpu += after[1] - cpu[1]
+    figures: dict[str, float] = {}
+    for label, tally in tallies.items():
+        figures |= tally.figures(label)
+    ours, baseline = figures.pop("order_per_second"), figures["order_shaped_per_second"]
     return figures | {
         "orders_per_second": ours,
         "order_throughput_ratio": ours / baseline,
