@@ -71,12 +71,17 @@ async def _settle(sessions: Sessions) -> None:
 async def _paired_medians(
     ours: Callable[[], Awaitable[float]], baseline: Callable[[], Awaitable[float]], runs: int = 5
 ) -> tuple[float, float]:
-    """Medians of `runs` timings each, ours and the baseline taking turns, so that both see the same machine."""
+    """Medians of `runs` timings each, ours and the baseline taking turns (each first every other time), so that
+    both see the same machine."""
     mine: list[float] = []
     theirs: list[float] = []
-    for _ in range(runs):
-        mine.append(await ours())
-        theirs.append(await baseline())
+    for run in range(runs):
+        if run % 2:
+            theirs.append(await baseline())
+            mine.append(await ours())
+        else:
+            mine.append(await ours())
+            theirs.append(await baseline())
     return statistics.median(mine), statistics.median(theirs)
 
 
