@@ -75,15 +75,25 @@ async def test_a_message_has_a_stable_message_id_and_both_bodies(
     assert (message["Message-ID"], kinds) == (email.message_id, ["text/html", "text/plain"])
 
 
+def _envelope(**changes: str) -> smtp_client.Envelope:
+    """A message to send straight to a relay; `changes` replace the plain ASCII defaults."""
+    fields = {
+        "message_id": "<one@licensing.example>",
+        "mail_from": "licensing@example.com",
+        "recipient": "manager@partner.example",
+        "subject": "2 licences requested",
+        "text": "2 licences requested.",
+        "html": "<p>2 licences requested.</p>",
+    }
+    return smtp_client.Envelope(**(fields | changes), created_at=NOW)
+
+
 async def test_names_subjects_and_bodies_beyond_ascii_arrive_as_written(smtp: SmtpServer) -> None:
-    envelope = smtp_client.Envelope(
-        message_id="<zoe-1@licensing.example>",
+    envelope = _envelope(
         mail_from="Lizenzverwaltung Müller <licensing@example.com>",
-        recipient="zoe@customer.example",
         subject="5 licences assigned to Zoë's Café, valid until 27 Nov 2027 (€ 0)",
         text="Hallo Zoë,\n\nyour 5 licences are ready. Grüße\n",
         html="<p>Hallo Zoë, your 5 licences are ready. Grüße</p>",
-        created_at=NOW,
     )
     await smtp_client.send(envelope, smtp_client.Relay("127.0.0.1", smtp.port, 5))
     [message] = smtp.inbox.messages
@@ -102,7 +112,7 @@ async def test_names_subjects_and_bodies_beyond_ascii_arrive_as_written(smtp: Sm
     ) == (
         "Lizenzverwaltung Müller <licensing@example.com>",
         "Lizenzverwaltung Müller",
-        "zoe@customer.example",
+        envelope.recipient,
         envelope.subject,
         envelope.message_id,
         NOW,
@@ -115,15 +125,7 @@ async def test_names_subjects_and_bodies_beyond_ascii_arrive_as_written(smtp: Sm
 async def test_a_line_break_in_a_subject_cannot_end_the_header_or_add_one(smtp: SmtpServer) -> None:
     """A customer's name with a line break (and a header after it) stays one line of the subject."""
     subject = "Acme\nReply-To : thief@example.com\r\nBcc: thief@example.com requests 2 licences"
-    envelope = smtp_client.Envelope(
-        message_id="<acme-1@licensing.example>",
-        mail_from="licensing@example.com",
-        recipient="manager@partner.example",
-        subject=subject,
-        text="2 licences requested.",
-        html="<p>2 licences requested.</p>",
-        created_at=NOW,
-    )
+    envelope = _envelope(subject=subject)
     await smtp_client.send(envelope, smtp_client.Relay("127.0.0.1", smtp.port, 5))
     [message] = smtp.inbox.messages
     assert (
@@ -144,15 +146,7 @@ async def test_a_line_break_in_a_subject_cannot_end_the_header_or_add_one(smtp: 
 
 
 async def test_an_address_beyond_ascii_goes_out_with_smtputf8() -> None:
-    envelope = smtp_client.Envelope(
-        message_id="<zoe-2@licensing.example>",
-        mail_from="Lizenzverwaltung <lizenzen@example.com>",
-        recipient="zoë@café.example",
-        subject="2 licences assigned",
-        text="Hallo Zoë",
-        html="<p>Hallo Zoë</p>",
-        created_at=NOW,
-    )
+    envelope = _envelope(recipient="zoë@café.example", text="Hallo Zoë")
     with SmtpServer(utf8=True) as relay:
         await smtp_client.send(envelope, smtp_client.Relay("127.0.0.1", relay.port, 5))
         [message] = relay.inbox.messages
