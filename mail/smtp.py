@@ -42,10 +42,8 @@ class PermanentFailure(Exception):
     """A 5xx reply: sending the same message again will not help."""
 
 
-def _subject(value: str) -> str | Header:
-    # On one line: a line break in a customer's or partner's name must not end the header (or start another).
-    line = " ".join(value.splitlines())
-    return line if line.isascii() else Header(line, "utf-8", header_name="Subject")
+def _encoded(subject: str) -> str | Header:
+    return subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject")
 
 
 def _address(value: str) -> str:
@@ -57,12 +55,14 @@ def build_message(envelope: Envelope) -> Message:
     """A text and an HTML alternative. Built with the plain (compat32) classes: the `EmailMessage` API parses
     every header it is given, which cost ten times as much for messages whose headers we write ourselves.
     An address beyond ASCII needs SMTPUTF8, which only the `EmailMessage` API writes correctly."""
+    # On one line: a line break in a customer's or partner's name must not end the header (or start another).
+    subject = " ".join(envelope.subject.splitlines())
     if not (envelope.recipient.isascii() and parseaddr(envelope.mail_from)[1].isascii()):
-        return _international(envelope)
+        return _international(envelope, subject)
     message = MIMEMultipart("alternative")
     message["From"] = _address(envelope.mail_from)
     message["To"] = envelope.recipient
-    message["Subject"] = _subject(envelope.subject)  # type: ignore[assignment]  # compat32 takes a Header
+    message["Subject"] = _encoded(subject)  # type: ignore[assignment]  # compat32 takes a Header
     message["Message-ID"] = envelope.message_id
     message["Date"] = format_datetime(envelope.created_at)
     message.attach(MIMEText(envelope.text, "plain", "utf-8"))
@@ -70,11 +70,11 @@ def build_message(envelope: Envelope) -> Message:
     return message
 
 
-def _international(envelope: Envelope) -> EmailMessage:
+def _international(envelope: Envelope, subject: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = envelope.mail_from
     message["To"] = envelope.recipient
-    message["Subject"] = " ".join(envelope.subject.splitlines())
+    message["Subject"] = subject
     message["Message-ID"] = envelope.message_id
     message["Date"] = format_datetime(envelope.created_at)
     message.set_content(envelope.text)
