@@ -96,6 +96,9 @@ def _sorted_failures() -> Iterator[None]:
         if 400 <= reply.code < 500:
             raise TemporaryFailure(f"{reply.code} {reply.message}") from reply
         raise PermanentFailure(f"{reply.code} {reply.message}") from reply
+    except aiosmtplib.SMTPNotSupported as lacking:
+        # A relay without SMTPUTF8 cannot take a message to an address beyond ASCII, however often it is asked.
+        raise PermanentFailure(f"the relay cannot take this message: {lacking}") from lacking
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as problem:
         raise TemporaryFailure(f"{type(problem).__name__}: {problem}") from problem
 

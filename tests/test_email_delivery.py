@@ -155,6 +155,12 @@ async def test_an_address_beyond_ascii_goes_out_with_smtputf8() -> None:
     assert (str(message["To"]), plain.get_content().strip()) == ("zoë@café.example", "Hallo Zoë")
 
 
+async def test_an_address_beyond_ascii_is_a_permanent_failure_on_a_relay_without_smtputf8(smtp: SmtpServer) -> None:
+    with pytest.raises(smtp_client.PermanentFailure, match="SMTPUTF8"):
+        await smtp_client.send(_envelope(recipient="zoë@café.example"), smtp_client.Relay("127.0.0.1", smtp.port, 5))
+    assert smtp.inbox.messages == []
+
+
 # Sending at once: the activity that wrote an event's emails sends them right after its transaction, on one
 # connection; only what the relay did not take then is left to the retrying delivery activity.
 
