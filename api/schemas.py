@@ -1,5 +1,6 @@
 """Request and response bodies. Requests refuse unknown fields (422), so a client cannot set what it must not."""
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
@@ -24,9 +25,16 @@ def _storable(text: str) -> str:
     return text
 
 
+def _one_line(text: str) -> str:
+    if any(unicodedata.category(character) in ("Cc", "Zl", "Zp") for character in text):
+        raise ValueError("must be one line, without line breaks, tabs or other control characters")
+    return text
+
+
 Storable = AfterValidator(_storable)
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable]
-Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable]
+OneLine = AfterValidator(_one_line)  # names go into email subjects and lists, where a line break would cut them
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable, OneLine]
+Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable, OneLine]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), Storable]
 Course = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), Storable]
 MAX_STOCK_CREDIT = 1_000_000

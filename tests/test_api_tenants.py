@@ -123,6 +123,25 @@ async def test_the_operator_creates_a_partner_and_credits_its_stock(api: httpx.A
     )
 
 
+@pytest.mark.parametrize("name", ["Acme\nReply-To: thief@example.com", "Acme\r\nCorp", "Acme\tCorp", "Acme\u2028Corp"])
+async def test_a_name_on_more_than_one_line_is_422_and_nothing_is_created(
+    api: httpx.AsyncClient, operator: Person, tenant: Tenant, name: str
+) -> None:
+    pm = tenant.partner_manager.headers
+    customers = f"/partners/{tenant.partner_id}/customers"
+
+    async def listed() -> list[Any]:
+        partners = await api.get("/partners", headers=operator.headers)
+        return [partners.json(), (await api.get(customers, headers=pm)).json()]
+
+    before = await listed()
+    partner = await api.post("/partners", json={"name": name}, headers=operator.headers)
+    customer = await api.post(customers, json={"name": name, "account_type": "premium"}, headers=pm)
+    after = await listed()
+    assert (partner.status_code, customer.status_code, after == before) == (422, 422, True)
+    assert "must be one line" in partner.text and "must be one line" in customer.text
+
+
 async def test_a_purchase_reference_is_credited_once(api: httpx.AsyncClient, operator: Person, tenant: Tenant) -> None:
     url = f"/partners/{tenant.partner_id}/licence-stock"
     await api.post(url, json={"quantity": 10, "reference": "PO-1"}, headers=operator.headers)
