@@ -163,7 +163,7 @@ async def notify_order_event(
         if order is None:
             raise NotFound(f"licence order {notice.order_id} does not exist")
         written = await write_order_notices(session, order, notice, mail_from=mail_from)
-    return NoticeResult().wrote(written.email_ids, written.new)
+    return NoticeResult().wrote(written)
 
 
 async def _block_recipients(session: AsyncSession, customer: Customer) -> list[User]:
@@ -208,4 +208,4 @@ async def notify_block_event(
             for user in await _block_recipients(session, customer)
         ]
         written = await write_notices(session, notices, at=notice.at, mail_from=mail_from)
-    return NoticeResult().wrote(written.email_ids, written.new)
+    return NoticeResult().wrote(written)

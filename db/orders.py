@@ -64,7 +64,7 @@ async def persist_order(
             written = await _notices(
                 session, order, OrderEvent.REQUESTED, at=order.requested_at, mail_from=mail_from, fresh=new
             )
-            registered.wrote(written.email_ids, written.new)
+            registered.wrote(written)
     return registered
 
 
@@ -144,7 +144,7 @@ async def assign_order(
             written = await _notices(
                 session, order, OrderEvent.ASSIGNED, at=data.assigned_at, mail_from=mail_from, fresh=fresh, block=block
             )
-            outcome.wrote(written.email_ids, written.new)
+            outcome.wrote(written)
     return outcome
 
 
@@ -209,7 +209,7 @@ async def close_order(
             order = await _load(session, data.order_id)
             event = OrderEvent.REJECTED if data.status is OrderStatus.REJECTED else OrderEvent.CANCELLED
             written = await _notices(session, order, event, at=data.decided_at, mail_from=mail_from, fresh=fresh)
-            outcome.wrote(written.email_ids, written.new)
+            outcome.wrote(written)
     return outcome
 
 

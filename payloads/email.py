@@ -8,6 +8,7 @@ from pydantic import BaseModel, PrivateAttr
 
 if TYPE_CHECKING:
     from db.models import OutboxEmail
+    from db.notices import Written
 
 
 class DeliverEmail(BaseModel):
@@ -39,9 +40,10 @@ class EmailsWritten(BaseModel):
             return NotImplemented
         return type(self) is type(other) and self.__dict__ == other.__dict__
 
-    def wrote(self, email_ids: list[uuid.UUID], written_now: "list[OutboxEmail]") -> Self:
-        self.email_ids = email_ids
-        self._written_now = written_now
+    def wrote(self, written: "Written") -> Self:
+        """This result with the notices its transaction wrote (`db.notices.write_notices`)."""
+        self.email_ids = written.email_ids
+        self._written_now = written.new
         return self
 
     def written_now(self) -> "list[OutboxEmail]":

@@ -194,7 +194,7 @@ async def _decide(
         raise OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided") from None
     if outcome.decided_at is not None:
         return _decided(order, actor, outcome, reason)
-    # An answer recorded before it carried the decision's time: read the order back.
+    # An answer from a worker older than this API, without the decision's time: read the order back.
     return (await _out(reader, [await _read_order(reader, order_id)]))[0]
 
 
