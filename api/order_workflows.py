@@ -63,6 +63,7 @@ async def request_order(
             licence_term=settings.licence_term,
             renewal_reminders=settings.renewal_reminder_offsets,
             reminder_after=settings.order_reminder_after,
+            waiting_limit=settings.max_open_orders_per_customer,
         ),
         id=workflow_id(order_id),
         task_queue=settings.task_queue,

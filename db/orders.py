@@ -7,11 +7,11 @@ own earlier work and changes nothing twice.
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import audit, blocks
-from db.models import LicenceBlock, LicenceOrder, Partner
+from db.models import Customer, LicenceBlock, LicenceOrder, Partner
 from db.notices import Written, write_order_notices
 from payloads.orders import (
     AssignOrder,
@@ -24,7 +24,7 @@ from payloads.orders import (
 )
 from rules.errors import NotFound
 from rules.licences import BlockKind
-from rules.orders import OrderDecision, OrderStatus, check_stock, decide
+from rules.orders import OrderDecision, OrderStatus, check_stock, check_waiting, decide
 
 _DECISION_FOR = {OrderStatus.REJECTED: OrderDecision.REJECT, OrderStatus.CANCELLED: OrderDecision.CANCEL}
 
@@ -36,6 +36,8 @@ async def persist_order(
         order = await session.get(LicenceOrder, data.order_id)
         new = order is None
         if order is None:
+            if data.waiting_limit is not None:
+                await _check_waiting(session, data.customer_id, data.waiting_limit)
             order = LicenceOrder(
                 id=data.order_id,
                 customer_id=data.customer_id,
@@ -66,6 +68,19 @@ async def persist_order(
             )
             registered.wrote(written)
     return registered
+
+
+async def _check_waiting(session: AsyncSession, customer_id: uuid.UUID, limit: int) -> None:
+    """Count the customer's waiting requests under its row lock (on SQLite the transaction holds the write lock
+    already), so that two requests made at once at the limit cannot both pass. `FOR NO KEY UPDATE` keeps rows that
+    merely refer to the customer (its learners, its licences) from waiting on it."""
+    await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
+    waiting = await session.scalar(
+        select(func.count())
+        .select_from(LicenceOrder)
+        .where(LicenceOrder.customer_id == customer_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
+    )
+    check_waiting(waiting=waiting or 0, limit=limit)
 
 
 async def _notices(

@@ -23,6 +23,9 @@ class LicenceOrderInput(BaseModel):
     licence_term: str = "P12M"
     reminder_after: str = "P2D"
     renewal_reminders: list[str] = ["P30D", "P7D"]
+    # How many requests a customer may have waiting at once; saving the order checks it again (None: orders
+    # started before the check moved into the saving transaction).
+    waiting_limit: int | None = None
     # Carried over by continue-as-new, so a long wait does not persist or notify twice.
     persisted: bool = False
     reminders_sent: int = 0
@@ -74,6 +77,7 @@ class PersistOrder(BaseModel):
     requested_by: Actor
     requested_at: datetime
     notify: bool = False
+    waiting_limit: int | None = None
 
 
 class LicenceTerm(BaseModel):

@@ -2,7 +2,7 @@
 
 from enum import StrEnum
 
-from rules.errors import InsufficientStock, OrderNotRequested
+from rules.errors import Conflict, InsufficientStock, OrderNotRequested
 
 
 class OrderStatus(StrEnum):
@@ -44,4 +44,14 @@ def check_stock(*, stock: int, quantity: int) -> None:
         raise InsufficientStock(
             f"the partner's licence stock is {stock}, {quantity - stock} short of the {quantity} licences ordered; "
             "buy more stock or reject the order"
+        )
+
+
+def check_waiting(*, waiting: int, limit: int) -> None:
+    """A customer may have at most `limit` requests waiting for its partner at once, so that nobody floods a
+    partner's managers with requests."""
+    if waiting >= limit:
+        raise Conflict(
+            f"this customer already has {limit} requests waiting for the partner; "
+            "cancel one or wait for a decision before requesting more"
         )

@@ -18,7 +18,7 @@ from workflows.block import LicenceBlockWorkflow, block_workflow_id
 from workflows.order import LicenceOrderWorkflow
 from workflows.search import for_order
 
-OrderHandle = WorkflowHandle[LicenceOrderWorkflow, OrderOutcome]
+OrderHandle = WorkflowHandle[LicenceOrderWorkflow, OrderOutcome | None]
 
 
 def actor(person: factories.Person, role: Role) -> Actor:
@@ -87,8 +87,15 @@ class Orders:
             with contextlib.suppress(WorkflowUpdateFailedError, RPCError):
                 await handle.execute_update(LicenceOrderWorkflow.cancel, CancelRequest(actor=SYSTEM))
             outcome = await handle.result()
-            if outcome.block_id is not None:
+            if outcome is not None and outcome.block_id is not None:
                 await end_term(self.env, outcome.block_id)
+
+
+async def decided(handle: OrderHandle) -> OrderOutcome:
+    """The order's end: its decision (an order the test made is never refused)."""
+    outcome = await handle.result()
+    assert outcome is not None, "the request was refused"
+    return outcome
 
 
 async def end_term(env: WorkflowEnvironment, block_id: uuid.UUID) -> None:

@@ -19,7 +19,7 @@ from payloads.orders import (
 from rules.durations import add_duration, parse_duration
 from rules.orders import OrderStatus
 from tests import factories
-from tests.ordering import Orders, actor, order_id
+from tests.ordering import Orders, actor, decided, order_id
 from tests.smtp_server import SmtpServer
 from workflows.order import LicenceOrderWorkflow
 
@@ -43,7 +43,7 @@ async def test_assign_debits_stock_creates_the_block_and_emails_the_customer(
 ) -> None:
     handle = await orders.request(tenant, 5)
     outcome = await orders.assign(handle, tenant)
-    assert (await handle.result()).status is OrderStatus.ASSIGNED
+    assert (await decided(handle)).status is OrderStatus.ASSIGNED
     order = await _row(sessions, order_id(handle))
     assert outcome.expires_at == add_duration(order.decided_at, parse_duration("P12M"))  # type: ignore[arg-type]
     async with sessions() as session:
@@ -85,7 +85,7 @@ async def test_reject_emails_the_reason_and_moves_no_stock(
         LicenceOrderWorkflow.reject,
         RejectRequest(actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER), reason="Budget frozen until Q3"),
     )
-    assert (await handle.result()).status is OrderStatus.REJECTED
+    assert (await decided(handle)).status is OrderStatus.REJECTED
     [email] = smtp.inbox.to(tenant.customer_manager.email)
     assert "Budget frozen until Q3" in email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert await _stock(sessions, tenant.partner_id) == 100
@@ -158,7 +158,7 @@ async def test_an_assigned_order_refuses_a_second_decision(
         await handle.execute_update(LicenceOrderWorkflow.reject, RejectRequest(actor=assign.actor, reason="late"))
     assert isinstance(refused.value.cause, ApplicationError)
     assert refused.value.cause.type == "OrderNotRequested"
-    assert (await handle.result()).status is OrderStatus.ASSIGNED
+    assert (await decided(handle)).status is OrderStatus.ASSIGNED
     assigned = smtp.inbox.to(tenant.customer_manager.email, about=" assigned ")
     assert (await _stock(sessions, tenant.partner_id), len(assigned)) == (95, 1)
 

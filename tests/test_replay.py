@@ -47,7 +47,7 @@ class PatchedOrder(LicenceOrderWorkflow):
     """Tomorrow's order workflow: waits a moment before saving the order, but only in new runs."""
 
     @workflow.run
-    async def run(self, order: LicenceOrderInput) -> OrderOutcome:
+    async def run(self, order: LicenceOrderInput) -> OrderOutcome | None:
         if workflow.patched("settle-before-saving"):
             await asyncio.sleep(timedelta(seconds=1).total_seconds())
         return await super().run(order)
@@ -58,7 +58,7 @@ class UnpatchedOrder(LicenceOrderWorkflow):
     """The same change made carelessly: every run, old ones too, gets a new timer."""
 
     @workflow.run
-    async def run(self, order: LicenceOrderInput) -> OrderOutcome:
+    async def run(self, order: LicenceOrderInput) -> OrderOutcome | None:
         await asyncio.sleep(1)
         return await super().run(order)
 

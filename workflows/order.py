@@ -36,6 +36,9 @@ with workflow.unsafe.imports_passed_through():
 # (and assigning starts the licence term): an order takes four activities instead of seven.
 NOTICES_WITH_DECISIONS = "notices-with-decisions"
 
+# The `OrderStatus` search attribute of a request that was refused before it became an order (no order exists).
+REFUSED = "refused"
+
 _EVENT_FOR = {
     OrderStatus.ASSIGNED: OrderEvent.ASSIGNED,
     OrderStatus.REJECTED: OrderEvent.REJECTED,
@@ -62,13 +65,22 @@ class LicenceOrderWorkflow:
         self._deciding: OrderDecision | None = None
         self._outcome: OrderOutcome | None = None
         self._reminders_sent = order.reminders_sent
+        self._refusal: ApplicationError | None = None  # why saving the order was refused (no order exists)
         self._together = False  # notices written with decisions (NOTICES_WITH_DECISIONS); set as the run begins
 
     @workflow.run
-    async def run(self, order: LicenceOrderInput) -> OrderOutcome:
+    async def run(self, order: LicenceOrderInput) -> OrderOutcome | None:
+        """The decided order; None if the request was refused before it became an order."""
         self._together = workflow.patched(NOTICES_WITH_DECISIONS)
         if not self._persisted:
-            email_ids = await self._persist()
+            try:
+                email_ids = await self._persist()
+            except ActivityError as error:  # a refusal: the customer had too many requests waiting
+                self._refusal = _business_failure(error)
+                workflow.upsert_search_attributes([search.ORDER_STATUS.value_set(REFUSED)])
+                workflow.set_current_details(f"Refused, no order was saved: {self._refusal.message}")
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return None
             if self._together:
                 await deliver_emails(email_ids, what="'requested'")
             else:
@@ -111,6 +123,7 @@ class LicenceOrderWorkflow:
                 requested_by=self._order.requested_by,
                 requested_at=workflow.now(),
                 notify=self._together,
+                waiting_limit=self._order.waiting_limit,
             ),
             result_type=OrderRegistered,
             summary="Save the requested order" + (" and write its notices" if self._together else ""),
@@ -170,7 +183,17 @@ class LicenceOrderWorkflow:
 
     # -- decisions ---------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _never_an_order(refusal: ApplicationError) -> ApplicationError:
+        return ApplicationError(
+            f"the request was refused and never became an order: {refusal.message}",
+            type=OrderNotRequested.type,
+            non_retryable=True,
+        )
+
     def _refuse_unless_open(self, decision: OrderDecision) -> None:
+        if self._refusal is not None:
+            raise self._never_an_order(self._refusal)
         if self._deciding is not None:
             raise ApplicationError(
                 f"the order is being {self._deciding.past} right now; try again in a moment",
@@ -184,7 +207,9 @@ class LicenceOrderWorkflow:
     async def _decide(self, decision: OrderDecision, activity: str, data: AssignOrder | CloseOrder) -> OrderOutcome:
         self._deciding = decision
         try:
-            await workflow.wait_condition(lambda: self._persisted)
+            await workflow.wait_condition(lambda: self._persisted or self._refusal is not None)
+            if self._refusal is not None:
+                raise self._never_an_order(self._refusal)
             outcome: OrderOutcome = await workflow.execute_activity(
                 activity,
                 data,
@@ -253,8 +278,10 @@ class LicenceOrderWorkflow:
     @workflow.update
     async def registered(self) -> OrderRegistered:
         """Returns once the order is saved: the API starts the workflow with this update, so that the order
-        can be read back as soon as the request is answered."""
-        await workflow.wait_condition(lambda: self._persisted)
+        can be read back as soon as the request is answered; a refusal to save it is the caller's answer."""
+        await workflow.wait_condition(lambda: self._persisted or self._refusal is not None)
+        if self._refusal is not None:
+            raise self._refusal
         assert self._requested_at is not None
         return OrderRegistered(order_id=self._order.order_id, status=self._status, requested_at=self._requested_at)
 

@@ -17,8 +17,8 @@ from db import directory
 from db.models import LicenceBlock, LicenceOrder
 from payloads.common import Actor
 from payloads.orders import OrderOutcome
-from rules.errors import Conflict, InvalidInput, NotFound, OrderNotRequested
-from rules.orders import OrderStatus
+from rules.errors import InvalidInput, NotFound, OrderNotRequested
+from rules.orders import OrderStatus, check_waiting
 
 router = APIRouter(tags=["licence orders"])
 
@@ -92,11 +92,8 @@ async def request_licences(
         .select_from(LicenceOrder)
         .where(LicenceOrder.customer_id == customer_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
     )
-    if waiting.scalar_one() >= settings.max_open_orders_per_customer:
-        raise Conflict(
-            f"this customer already has {settings.max_open_orders_per_customer} requests waiting for the partner; "
-            "cancel one or wait for a decision before requesting more"
-        )
+    # Answered here without starting a workflow; saving the order checks again, under a lock.
+    check_waiting(waiting=waiting.scalar_one(), limit=settings.max_open_orders_per_customer)
     await reader.close()  # no transaction stays open while the workflow works
     registered = await order_workflows.request_order(
         temporal,
