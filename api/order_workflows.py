@@ -7,7 +7,8 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.errors import ServiceUnavailable
 from licensing.config import Settings
@@ -42,16 +43,30 @@ def workflow_id(order_id: uuid.UUID) -> str:
     return f"licence-order-{order_id}"
 
 
+_KEYED_ORDERS = uuid.UUID("0d9e4c2a-51f7-4e8b-9a36-7c0f52be1d84")
+
+
+def new_order_id(idempotency_key: str | None, *, requester: uuid.UUID, customer_id: uuid.UUID, body: str) -> uuid.UUID:
+    """The id of a requested order. With an Idempotency-Key it follows from the key, the requester, the customer
+    and the request's body, so that a retry of an attempt that was not answered (a 503: the order may still be
+    saved) reaches the same workflow instead of making a second order; without a key, a fresh id."""
+    if idempotency_key is None:
+        return uuid.uuid4()
+    return uuid.uuid5(_KEYED_ORDERS, "\n".join((str(requester), str(customer_id), body, idempotency_key)))
+
+
 async def request_order(
     client: Client,
     settings: Settings,
     *,
+    order_id: uuid.UUID,
     partner_id: uuid.UUID,
     customer_id: uuid.UUID,
     quantity: int,
     actor: Actor,
-) -> OrderRegistered:
-    order_id = uuid.uuid4()
+) -> OrderRegistered | None:
+    """The saved order, from its workflow (a new one, or the running one with this id); None if that workflow
+    has already ended (the order, if it was saved, is in the database)."""
     start = WithStartWorkflowOperation(
         LicenceOrderWorkflow.run,
         LicenceOrderInput(
@@ -67,15 +82,20 @@ async def request_order(
         ),
         id=workflow_id(order_id),
         task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        # A keyed retry joins the workflow its first attempt started, and never starts a second one once it ended.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=search.for_order(partner_id, customer_id, OrderStatus.REQUESTED.value),
         static_summary=f"Licence order: {quantity} licences",
         static_details=f"Order {order_id} of customer {customer_id} (partner {partner_id}).",
     )
-    return await _answer(
-        client.execute_update_with_start_workflow(LicenceOrderWorkflow.registered, start_workflow_operation=start),
-        f"order {order_id} was received but is not saved yet; it will appear in the customer's orders shortly",
-    )
+    try:
+        return await _answer(
+            client.execute_update_with_start_workflow(LicenceOrderWorkflow.registered, start_workflow_operation=start),
+            f"order {order_id} was received but is not saved yet; it will appear in the customer's orders shortly",
+        )
+    except WorkflowAlreadyStartedError:
+        return None
 
 
 async def assign(client: Client, order_id: uuid.UUID, actor: Actor) -> OrderOutcome:

@@ -1,17 +1,28 @@
 """Idempotency-Key: a repeated POST returns the first answer and does nothing again."""
 
 import hashlib
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 
+from api import order_workflows
 from db import idempotency
-from db.models import Learner
+from db.models import Learner, LicenceOrder
+from licensing.config import Settings
+from licensing.temporal import build_worker
 from tests.factories import Tenant
+from tests.smtp_server import SmtpServer
 from tests.test_api_orders import request_licences, stock
+from workflows.order import LicenceOrderWorkflow
 
 
 def keyed(tenant_headers: dict[str, str], key: str) -> dict[str, str]:
@@ -107,3 +118,130 @@ def test_the_openapi_names_the_header_on_every_post(app: FastAPI) -> None:
         if m == "post"
     ]
     assert all(any(p["name"] == "Idempotency-Key" for p in op.get("parameters", [])) for op in posts) and posts
+
+
+class TestKeyedOrderRequests:
+    """An order request that got a 503 (no worker answered in time) may still be saved later: its keyed retry
+    must reach the same order, not make a second one."""
+
+    @pytest.fixture
+    def settings(self, database_url: str, smtp: SmtpServer) -> Settings:
+        return Settings(
+            database_url=database_url,
+            task_queue=f"test-{uuid.uuid4()}",
+            smtp_port=smtp.port,
+            max_open_orders_per_customer=1,
+        )
+
+    @staticmethod
+    async def _unanswered(api: httpx.AsyncClient, tenant: Tenant, key: str, monkeypatch: pytest.MonkeyPatch) -> str:
+        """The first attempt, with no worker running: a 503 naming the order it may still save."""
+        with monkeypatch.context() as patched:
+            patched.setattr(order_workflows, "ANSWER_WITHIN_SECONDS", 1.0)
+            first = await api.post(
+                f"/customers/{tenant.customer_id}/licence-orders",
+                json={"quantity": 3},
+                headers=keyed(tenant.customer_manager.headers, key),
+            )
+        assert first.status_code == 503, first.text
+        found = re.search(r"order ([0-9a-f-]{36}) was received", first.json()["detail"])
+        assert found is not None, first.text
+        return found.group(1)
+
+    @staticmethod
+    async def _orders(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> list[tuple[str, str]]:
+        async with sessions() as session:
+            rows = await session.execute(
+                select(LicenceOrder.id, LicenceOrder.status).where(LicenceOrder.customer_id == tenant.customer_id)
+            )
+            return [(str(order_id), status) for order_id, status in rows]
+
+    async def test_a_retry_after_a_503_gets_the_order_the_first_attempt_saved(
+        self,
+        api_alone: httpx.AsyncClient,
+        dev_server: WorkflowEnvironment,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        tenant: Tenant,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        first_id = await self._unanswered(api_alone, tenant, "order-503-retry", monkeypatch)
+        async with build_worker(dev_server.client, settings, sessions):
+            again = await api_alone.post(
+                f"/customers/{tenant.customer_id}/licence-orders",
+                json={"quantity": 3},
+                headers=keyed(tenant.customer_manager.headers, "order-503-retry"),
+            )
+            assert (again.status_code, again.json()["id"], again.json()["status"]) == (201, first_id, "requested")
+            other = await api_alone.post(
+                f"/customers/{tenant.customer_id}/licence-orders",
+                json={"quantity": 3},
+                headers=keyed(tenant.customer_manager.headers, "another-order"),
+            )
+            assert other.status_code == 409  # one waiting request allowed, and it is the first one
+            assert await self._orders(sessions, tenant) == [(first_id, "requested")]
+            await api_alone.post(f"/licence-orders/{first_id}/cancel", headers=tenant.customer_manager.headers)
+
+    async def test_a_retry_after_the_order_was_decided_answers_the_order_as_it_is(
+        self,
+        api_alone: httpx.AsyncClient,
+        dev_server: WorkflowEnvironment,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        tenant: Tenant,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        first_id = await self._unanswered(api_alone, tenant, "order-decided", monkeypatch)
+        async with build_worker(dev_server.client, settings, sessions):
+            await dev_server.client.get_workflow_handle(f"licence-order-{first_id}").execute_update(
+                LicenceOrderWorkflow.registered
+            )
+            cancelled = await api_alone.post(
+                f"/licence-orders/{first_id}/cancel", headers=tenant.customer_manager.headers
+            )
+            assert cancelled.status_code == 200, cancelled.text
+            await dev_server.client.get_workflow_handle(f"licence-order-{first_id}").result()
+            again = await api_alone.post(
+                f"/customers/{tenant.customer_id}/licence-orders",
+                json={"quantity": 3},
+                headers=keyed(tenant.customer_manager.headers, "order-decided"),
+            )
+        assert (again.status_code, again.json()["id"], again.json()["status"]) == (201, first_id, "cancelled")
+        assert await self._orders(sessions, tenant) == [(first_id, "cancelled")]
+
+    async def test_a_retry_of_a_request_refused_when_saved_is_refused_again(
+        self,
+        api_alone: httpx.AsyncClient,
+        dev_server: WorkflowEnvironment,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        tenant: Tenant,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        first_id = await self._unanswered(api_alone, tenant, "order-refused", monkeypatch)
+        # Before any worker saves it, another request takes the customer's one waiting place.
+        other_id = await self._unanswered(api_alone, tenant, "order-in-front", monkeypatch)
+        async with build_worker(dev_server.client, settings, sessions):
+            saved: list[str] = []
+            for order_id in (first_id, other_id):
+                handle = dev_server.client.get_workflow_handle(f"licence-order-{order_id}")
+                try:
+                    await handle.execute_update(LicenceOrderWorkflow.registered)
+                    saved.append(order_id)
+                except (WorkflowUpdateFailedError, RPCError):  # refused, and perhaps already ended
+                    assert await handle.result() is None  # refused: the workflow ended without an order
+            assert await self._orders(sessions, tenant) == [(saved_id, "requested") for saved_id in saved]
+            [saved_id] = saved
+            refused_key = "order-refused" if saved_id == other_id else "order-in-front"
+            # With the place free again the retry passes the API's early check, and finds its workflow ended.
+            cancelled = await api_alone.post(
+                f"/licence-orders/{saved_id}/cancel", headers=tenant.customer_manager.headers
+            )
+            assert cancelled.status_code == 200, cancelled.text
+            again = await api_alone.post(
+                f"/customers/{tenant.customer_id}/licence-orders",
+                json={"quantity": 3},
+                headers=keyed(tenant.customer_manager.headers, refused_key),
+            )
+        assert (again.status_code, "refused when it was first made" in again.json()["detail"]) == (409, True)
+        assert await self._orders(sessions, tenant) == [(saved_id, "cancelled")]

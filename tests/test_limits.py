@@ -135,6 +135,7 @@ class TestOpenRequests:
             await order_workflows.request_order(
                 dev_server.client,
                 settings,
+                order_id=uuid.uuid4(),
                 partner_id=tenant.partner_id,
                 customer_id=tenant.customer_id,
                 quantity=1,

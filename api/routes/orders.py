@@ -4,12 +4,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
-from api import auth, order_workflows, paging
+from api import auth, idempotency, order_workflows, paging
 from api.auth import Principal
 from api.deps import CurrentUser, ReaderDep, ReadingCaller, SessionDep, SettingsDep, TemporalDep
 from api.schemas import BlockRef, OrderCreate, OrderOut, OrderReject, Page
@@ -17,7 +17,7 @@ from db import directory
 from db.models import LicenceBlock, LicenceOrder
 from payloads.common import Actor
 from payloads.orders import OrderOutcome
-from rules.errors import InvalidInput, NotFound, OrderNotRequested
+from rules.errors import Conflict, InvalidInput, NotFound, OrderNotRequested
 from rules.orders import OrderStatus, check_waiting
 
 router = APIRouter(tags=["licence orders"])
@@ -77,6 +77,7 @@ StatusFilter = Annotated[OrderStatus | None, Query(description="only orders in t
 async def request_licences(
     customer_id: uuid.UUID,
     body: OrderCreate,
+    request: Request,
     reader: ReaderDep,
     caller: ReadingCaller,
     temporal: TemporalDep,
@@ -95,14 +96,23 @@ async def request_licences(
     # Answered here without starting a workflow; saving the order checks again, under a lock.
     check_waiting(waiting=waiting.scalar_one(), limit=settings.max_open_orders_per_customer)
     await reader.close()  # no transaction stays open while the workflow works
+    order_id = order_workflows.new_order_id(
+        request.headers.get(idempotency.HEADER),
+        requester=caller.user_id,
+        customer_id=customer.id,
+        body=body.model_dump_json(),
+    )
     registered = await order_workflows.request_order(
         temporal,
         settings,
+        order_id=order_id,
         partner_id=customer.partner_id,
         customer_id=customer.id,
         quantity=body.quantity,
         actor=actor,
     )
+    if registered is None:  # a keyed retry of a request whose workflow has ended since
+        return await _made_earlier(reader, order_id)
     # The workflow answers once its activity committed the order: its answer is what the database holds.
     saved = LicenceOrder(
         id=registered.order_id,
@@ -114,6 +124,16 @@ async def request_licences(
         requested_by_id=caller.user_id,
     )
     return _as_out(saved, None)
+
+
+async def _made_earlier(session: AsyncSession, order_id: uuid.UUID) -> OrderOut:
+    order = await session.get(LicenceOrder, order_id)
+    if order is None:
+        raise Conflict(
+            "this request was refused when it was first made (its customer had too many requests waiting); "
+            "make a new request with a new Idempotency-Key"
+        )
+    return (await _out(session, [order]))[0]
 
 
 @router.get("/customers/{customer_id}/licence-orders", response_model=Page[OrderOut])
