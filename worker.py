@@ -24,7 +24,12 @@ async def main() -> None:
     client = await connect(settings, runtime=metrics_runtime(settings.worker_metrics_address))
     worker = build_worker(client, settings, sessions)
     repaired = await reconcile(client, settings, sessions, blocks_since=datetime.now(UTC) - RECENT_BLOCKS)
-    log.info("checked %d licence terms and %d imports for their workflows", repaired.terms, repaired.imports)
+    log.info(
+        "checked %d licence terms and %d imports for their workflows; ended %d trial blocks of upgraded customers",
+        repaired.terms,
+        repaired.imports,
+        repaired.trials_ended,
+    )
     log.info(
         "worker polling %s on %s (%s)", settings.task_queue, settings.temporal_address, settings.temporal_namespace
     )

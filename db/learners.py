@@ -16,11 +16,11 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
-from db.models import Learner, Licence, TrainingRecord
+from db.models import Customer, Learner, Licence, LicenceBlock, TrainingRecord
 from db.types import affected
 from payloads.common import Actor
 from rules.errors import Conflict, NotFound
-from rules.licences import ALLOCATABLE, LearnerSource, LearnerStatus, LicenceStatus, check_allocation
+from rules.licences import ALLOCATABLE, BlockKind, LearnerSource, LearnerStatus, LicenceStatus, check_allocation
 
 
 class LicenceTaken(RuntimeError):
@@ -37,15 +37,27 @@ class _FreeLicence:
 async def _free_licences(
     session: AsyncSession, customer_id: uuid.UUID, *, now: datetime, count: int
 ) -> list[_FreeLicence]:
-    """Up to `count` available licences still valid at `now`, the soonest to expire first, locked for us."""
+    """Up to `count` available licences still valid at `now`, the soonest to expire first, locked for us. A
+    trial block's licences are not handed out once its customer is premium: the upgrade has committed and the
+    block is about to expire (its workflow ends it in a moment)."""
     if count == 0:
         return []
+    ending_trials = (
+        select(LicenceBlock.id)
+        .join(Customer, Customer.id == LicenceBlock.customer_id)
+        .where(
+            LicenceBlock.customer_id == customer_id,
+            LicenceBlock.kind == BlockKind.TRIAL.value,
+            Customer.account_type == "premium",
+        )
+    )
     query = (
         select(Licence.id, Licence.expires_at)
         .where(
             Licence.customer_id == customer_id,
             Licence.status == LicenceStatus.AVAILABLE.value,
             Licence.expires_at > now,
+            Licence.block_id.not_in(ending_trials),
         )
         .order_by(Licence.expires_at, Licence.id)
         .limit(count)

@@ -169,7 +169,10 @@ def reconcile(
 ) -> None:
     """Start the workflows that a Temporal outage kept from starting (licence terms, imports). Safe to repeat."""
     done = _run(operator.reconcile(get_settings(), everything=everything))
-    typer.echo(f"checked {done.terms} licence terms and {done.imports} imports")
+    typer.echo(
+        f"checked {done.terms} licence terms and {done.imports} imports; "
+        f"ended {done.trials_ended} trial blocks of upgraded customers"
+    )
 
 
 @app.command()

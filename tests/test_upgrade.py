@@ -1,0 +1,89 @@
+"""Upgrading a trial customer ends its trial at once, even between the upgrade's commit and its trial blocks'
+expiry, and even when the request to expire them never reached their workflows."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from db import blocks, learners
+from db.models import Customer, Learner, Licence, LicenceBlock
+from licensing.config import Settings
+from licensing.reconcile import reconcile
+from licensing.temporal import build_worker
+from payloads.common import SYSTEM
+from rules.licences import BlockKind, LearnerSource
+from tests import factories
+
+
+async def _block(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, kind: BlockKind, days: int
+) -> uuid.UUID:
+    now = datetime.now(UTC)
+    async with sessions.begin() as session:
+        made = await blocks.create_block(
+            session,
+            customer_id=tenant.customer_id,
+            kind=kind,
+            quantity=2,
+            starts_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+    return made.id
+
+
+async def _add(sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, email: str) -> Learner:
+    async with sessions.begin() as session:
+        return await learners.add_learner(
+            session,
+            customer_id=tenant.customer_id,
+            email=email,
+            name="Ann Example",
+            source=LearnerSource.MANUAL,
+            actor=SYSTEM,
+            now=datetime.now(UTC),
+        )
+
+
+async def _account(sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, account_type: str) -> None:
+    async with sessions.begin() as session:
+        (await session.get_one(Customer, tenant.customer_id)).account_type = account_type
+
+
+async def _block_of(sessions: async_sessionmaker[AsyncSession], learner_id: uuid.UUID) -> uuid.UUID | None:
+    async with sessions() as session:
+        held = await session.execute(select(Licence.block_id).where(Licence.learner_id == learner_id))
+        return held.scalar_one_or_none()
+
+
+async def test_a_premium_customers_trial_licences_are_not_handed_out_while_they_wait_to_expire(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The upgrade has committed (the customer is premium) and its trial block still runs: a learner added now
+    gets a premium licence, not the trial one that expires sooner (and in a moment)."""
+    tenant = await factories.tenant(sessions)  # premium
+    await _block(sessions, tenant, BlockKind.TRIAL, days=14)
+    premium = await _block(sessions, tenant, BlockKind.PREMIUM, days=365)
+    learner = await _add(sessions, tenant, "ann@example.com")
+    assert (learner.licence_status, await _block_of(sessions, learner.id)) == ("active", premium)
+
+
+async def test_reconcile_ends_the_trial_of_a_customer_upgraded_while_temporal_was_away(
+    dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant = await factories.tenant(sessions)
+    await _account(sessions, tenant, "trial")
+    trial = await _block(sessions, tenant, BlockKind.TRIAL, days=14)
+    holder = await _add(sessions, tenant, "ann@example.com")
+    assert await _block_of(sessions, holder.id) == trial
+    await _account(sessions, tenant, "premium")  # the upgrade committed; its trial block never heard of it
+    async with build_worker(dev_server.client, settings, sessions):
+        first = await reconcile(dev_server.client, settings, sessions, blocks_since=None)
+        again = await reconcile(dev_server.client, settings, sessions, blocks_since=None)
+    async with sessions() as session:
+        block = await session.get_one(LicenceBlock, trial)
+        learner = await session.get_one(Learner, holder.id)
+    assert (first.trials_ended >= 1, again.trials_ended) == (True, 0)  # the database may hold others' trials
+    assert (block.status, learner.licence_status) == ("expired", "expired")
