@@ -108,6 +108,10 @@ def as_directory_user(learner: Learner) -> DirectoryUser:
 async def _refuse_taken(
     session: AsyncSession, customer_id: uuid.UUID, user: DirectoryUser, but: uuid.UUID | None
 ) -> None:
+    # Under the customer's row lock (on SQLite the transaction holds the write lock already): a directory sends
+    # requests side by side, and a userName is unique regardless of case and against emails too, which no
+    # constraint expresses; `FOR NO KEY UPDATE` keeps rows that merely refer to the customer from waiting.
+    await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
     user_name = user.user_name.lower()
     same = [func.lower(Learner.user_name) == user_name, Learner.email == user_name]
     if user.email:

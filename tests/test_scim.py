@@ -1,5 +1,6 @@
 """AD Sync: the request sequences Microsoft documents for Entra ID provisioning, replayed against /scim/v2."""
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -290,3 +291,23 @@ async def test_a_bad_query_parameter_is_a_scim_400(scim: httpx.AsyncClient) -> N
         "invalidValue",
         "application/scim+json",
     )
+
+
+async def test_users_sent_at_once_whose_usernames_differ_only_in_case_make_one_learner(
+    scim: httpx.AsyncClient,
+) -> None:
+    """A directory may send requests side by side: both pass the check for the other (neither is saved yet)
+    unless the check and the insert are one step for the customer's directory."""
+    user_names = ["jdoe", "JDoe", "JDOE", "jDoe"]
+    answers = await asyncio.gather(
+        *(
+            scim.post(
+                "/Users",
+                json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "active": True},
+            )
+            for name in user_names
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
+    found = await scim.get("/Users", params={"filter": 'userName eq "jdoe"'})
+    assert found.json()["totalResults"] == 1
