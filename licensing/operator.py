@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import directory, imports, outbox
 from db.models import LicenceBlock, LicenceOrder, OutboxEmail, Partner, User
 from db.session import create_engine, create_session_factory
+from db.types import affected
 from licensing.config import Settings
 from licensing.imports import start_import
 from licensing.reconcile import Reconciled
@@ -135,10 +136,16 @@ async def resend_email(settings: Settings, email_id: uuid.UUID) -> None:
     async with database(settings) as sessions:
         mail = postman(settings, sessions)
         email = await outbox.load(mail.readers, email_id)
-        if email.status != "failed":
-            raise NotFound(f"email {email_id} has not failed (it is {email.status})")
         async with sessions.begin() as session:
-            await session.execute(update(OutboxEmail).where(OutboxEmail.id == email_id).values(status="pending"))
+            # Taken from `failed` in one statement: of two operators resending it at once, one sends it.
+            taken = await session.execute(
+                update(OutboxEmail)
+                .where(OutboxEmail.id == email_id, OutboxEmail.status == "failed")
+                .values(status="pending")
+            )
+        if not affected(taken):
+            current = await outbox.load(mail.readers, email_id)
+            raise NotFound(f"email {email_id} has not failed (it is {current.status})")
         try:
             await smtp.send(mail.envelope(email), mail.relay)
         except (smtp.TemporaryFailure, smtp.PermanentFailure) as problem:

@@ -3,13 +3,16 @@
 import asyncio
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from licensing import operator
 from licensing.config import Settings
+from rules.errors import NotFound
 from tests.factories import Tenant
 from tests.smtp_server import SmtpServer
 from tests.test_api_orders import request_licences
@@ -90,16 +93,33 @@ async def test_an_unknown_partner_is_a_clear_error(cli_env: dict[str, str]) -> N
     assert (code, err.strip()) == (1, "error: partner 00000000-0000-0000-0000-000000000000 not found")
 
 
-async def test_a_failed_email_is_listed_and_sent_again(
-    cli_env: dict[str, str], api: httpx.AsyncClient, tenant: Tenant, smtp: SmtpServer
-) -> None:
+async def _failed_email(cli_env: dict[str, str], api: httpx.AsyncClient, tenant: Tenant, smtp: SmtpServer) -> str:
+    """The id of the 'requested' email to the partner's manager, refused for good by the relay (550)."""
     smtp.inbox.refusals.append("550 5.1.1 mailbox unknown")
     await request_licences(api, tenant, 1)
     for _ in range(100):
-        code, failed, _ = await licensing(cli_env, "failed-emails")
+        _, failed, _ = await licensing(cli_env, "failed-emails")
         if tenant.partner_manager.email in failed:
             break
         await asyncio.sleep(0.1)
-    email_id = next(line.split()[1] for line in failed.splitlines() if tenant.partner_manager.email in line)
+    return next(line.split()[1] for line in failed.splitlines() if tenant.partner_manager.email in line)
+
+
+async def test_a_failed_email_is_listed_and_sent_again(
+    cli_env: dict[str, str], api: httpx.AsyncClient, tenant: Tenant, smtp: SmtpServer
+) -> None:
+    email_id = await _failed_email(cli_env, api, tenant, smtp)
     code, out, err = await licensing(cli_env, "resend-email", email_id)
     assert (code, out.strip(), len(smtp.inbox.to(tenant.partner_manager.email))) == (0, "sent", 1), err
+
+
+async def test_a_failed_email_resent_by_two_operators_at_once_goes_out_once(
+    cli_env: dict[str, str], api: httpx.AsyncClient, tenant: Tenant, smtp: SmtpServer, settings: Settings
+) -> None:
+    email_id = await _failed_email(cli_env, api, tenant, smtp)
+    outcomes = await asyncio.gather(
+        *(operator.resend_email(settings, uuid.UUID(email_id)) for _ in range(2)), return_exceptions=True
+    )
+    refused = [o for o in outcomes if isinstance(o, NotFound)]
+    assert (len(refused), outcomes.count(None), len(smtp.inbox.to(tenant.partner_manager.email))) == (1, 1, 1)
+    assert "has not failed (it is" in refused[0].message
