@@ -75,7 +75,10 @@ class LicenceOrderWorkflow:
         if not self._persisted:
             try:
                 email_ids = await self._persist()
-            except ActivityError as error:  # a refusal: the customer had too many requests waiting
+            except ActivityError as error:
+                if not isinstance(error.cause, ApplicationError):
+                    raise  # cancelled: not a refusal
+                # A refusal (the customer had too many requests waiting): no order was saved.
                 self._refusal = _business_failure(error)
                 workflow.upsert_search_attributes([search.ORDER_STATUS.value_set(REFUSED)])
                 workflow.set_current_details(f"Refused, no order was saved: {self._refusal.message}")
