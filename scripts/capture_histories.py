@@ -6,6 +6,7 @@ It starts its own Temporal dev server, SQLite database and SMTP sink; nothing el
 """
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -16,17 +17,18 @@ from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from api import order_workflows
 from api.main import create_app
 from db.migrate import ROOT, upgrade_to_head
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from payloads.blocks import ExpireNow
-from payloads.common import SYSTEM
+from payloads.common import SYSTEM, Actor, Role
 from tests import factories
 from tests.smtp_server import SmtpServer
 from workflows.block import LicenceBlockWorkflow
@@ -78,12 +80,38 @@ async def capture(workdir: Path) -> None:
             build_worker(env.client, settings, sessions),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://capture/api/v1") as api,
         ):
-            await _scenarios(env.client, api, sessions)
+            await _scenarios(env.client, api, sessions, settings)
     await engine.dispose()
     await env.shutdown()
 
 
-async def _scenarios(client: Client, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]) -> None:
+async def _refused(
+    client: Client, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A request that passed the API's check while another took the customer's last waiting place (here: the
+    limit is one, and the request goes straight to its workflow): saving it refuses it."""
+    tenant = await factories.tenant(sessions)
+    cm = tenant.customer_manager.headers
+    waiting = await api.post(f"/customers/{tenant.customer_id}/licence-orders", json={"quantity": 1}, headers=cm)
+    order_id = uuid.uuid4()
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await order_workflows.request_order(
+            client,
+            settings.model_copy(update={"max_open_orders_per_customer": 1}),
+            order_id=order_id,
+            partner_id=tenant.partner_id,
+            customer_id=tenant.customer_id,
+            quantity=1,
+            actor=Actor(user_id=tenant.customer_manager.id, role=Role.CUSTOMER_MANAGER),
+        )
+    await _until(lambda: _closed(client.get_workflow_handle(order_workflows.workflow_id(order_id))))
+    await _save(client, order_workflows.workflow_id(order_id), "order-refused-closed")
+    await api.post(f"/licence-orders/{waiting.json()['id']}/cancel", headers=cm)
+
+
+async def _scenarios(
+    client: Client, api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
     tenant = await factories.tenant(sessions)
     pm, cm = tenant.partner_manager.headers, tenant.customer_manager.headers
     orders = f"/customers/{tenant.customer_id}/licence-orders"
@@ -106,6 +134,8 @@ async def _scenarios(client: Client, api: httpx.AsyncClient, sessions: async_ses
     await api.post(f"/licence-orders/{cancelled['id']}/cancel", headers=cm)
     await _until(lambda: _closed(client.get_workflow_handle(f"licence-order-{cancelled['id']}")))
     await _save(client, f"licence-order-{cancelled['id']}", "order-cancelled-closed")
+
+    await _refused(client, api, sessions, settings)
 
     block_id = f"licence-block-{assigned['block']['id']}"
     await api.post(
