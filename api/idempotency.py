@@ -18,8 +18,9 @@ DESCRIPTION = (
     "Optional. A unique string (at most 200 characters) per operation: a repeat with the same key, by the same "
     "caller, within 24 hours returns the first answer and changes nothing (Idempotent-Replayed: true). The same key "
     "with a different body is 422; a repeat while the first is still running is 409. An answer of 500 or above is not "
-    "kept, so a repeat runs again; a licence request's key also names the order it makes, so a repeat after a 503 "
-    "(the order may still be saved) answers that same order instead of requesting again."
+    "kept, so a repeat runs again; the key of a licence request or a CSV import also names the order or import it "
+    "makes, so a repeat after a 503 (the order may still be saved, the upload is saved) answers that same one "
+    "instead of making another."
 )
 
 

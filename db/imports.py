@@ -32,11 +32,12 @@ async def store_upload(
     rows: Iterable[CsvRow],
     actor: Actor,
     now: datetime,
+    upload_id: uuid.UUID | None = None,
 ) -> LearnerImport:
     """Save the upload's rows (emails normalised to lower case) and the import, `running`."""
     assert actor.user_id is not None
     upload = LearnerImport(
-        id=uuid.uuid4(),
+        id=upload_id or uuid.uuid4(),
         customer_id=customer_id,
         filename=filename[:300],
         status="running",

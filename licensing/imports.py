@@ -1,6 +1,7 @@
 """Starting a learner import's workflow, `learner-import-{import_id}`: the API and the CLI share this."""
 
 from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
 
 from db.models import Customer, LearnerImport
 from licensing.config import Settings
@@ -25,6 +26,7 @@ async def start_import(
         ),
         id=import_workflow_id(upload.id),
         task_queue=settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,  # an import runs once, even when asked again
         search_attributes=search.for_customer(customer.partner_id, customer.id),
         static_summary=f"Learner import: {upload.total_rows} rows",
         static_details=f"Import {upload.id} of customer {customer.id} (partner {customer.partner_id}).",

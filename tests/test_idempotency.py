@@ -1,5 +1,6 @@
 """Idempotency-Key: a repeated POST returns the first answer and does nothing again."""
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -10,13 +11,15 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api import order_workflows
+from api.main import create_app
 from db import idempotency
-from db.models import Learner, LicenceOrder
+from db.models import Learner, LearnerImport, LicenceOrder
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from tests.factories import Tenant
@@ -245,3 +248,41 @@ class TestKeyedOrderRequests:
             )
         assert (again.status_code, "refused when it was first made" in again.json()["detail"]) == (409, True)
         assert await self._orders(sessions, tenant) == [(saved_id, "cancelled")]
+
+
+async def test_a_keyed_import_retried_after_a_503_imports_the_file_once(
+    api: httpx.AsyncClient,
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+) -> None:
+    """The upload is saved, then starting its workflow fails (Temporal away): 503, and the key is free again.
+    The retry finds that upload and starts its workflow, instead of saving the file a second time."""
+    # A client whose namespace the server does not know: every start fails, as with Temporal away.
+    away = await Client.connect(
+        dev_server.client.service_client.config.target_host,
+        namespace=f"away-{uuid.uuid4()}",
+        data_converter=pydantic_data_converter,
+    )
+    app_without_temporal = create_app(settings, sessions=sessions, temporal=away)
+    staff = ("staff.csv", b"email,name\r\nann@example.com,Ann\r\nbob@example.com,Bob\r\n", "text/csv")
+    headers = keyed(tenant.customer_manager.headers, "import-503-retry")
+    url = f"/customers/{tenant.customer_id}/learner-imports"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app_without_temporal), base_url="http://testserver/api/v1"
+    ) as cut_off:
+        first = await cut_off.post(url, files={"file": staff}, headers=headers)
+    assert first.status_code == 503, first.text
+    again = await api.post(url, files={"file": staff}, headers=headers)
+    assert again.status_code == 202, again.text
+    for _ in range(100):
+        progress = await api.get(f"{url}/{again.json()['id']}", headers=tenant.customer_manager.headers)
+        if progress.json()["status"] == "finished":
+            break
+        await asyncio.sleep(0.1)
+    async with sessions() as session:
+        uploads = await session.scalar(
+            select(func.count()).select_from(LearnerImport).where(LearnerImport.customer_id == tenant.customer_id)
+        )
+    assert (uploads, progress.json()["created"], await _learners(sessions, tenant)) == (1, 2, 2)

@@ -1,10 +1,13 @@
 """CSV Import (Users > Add Users > CSV Import): the upload is stored and a workflow imports it in batches."""
 
+import contextlib
+import hashlib
 import uuid
 
-from fastapi import APIRouter, UploadFile, status
+from fastapi import APIRouter, Request, UploadFile, status
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api import auth
+from api import auth, idempotency
 from api.clock import now
 from api.deps import CurrentUser, SessionDep, SessionsDep, SettingsDep, TemporalDep
 from api.schemas import ImportOut, ImportRowError
@@ -43,10 +46,28 @@ def _size(file: UploadFile) -> int:
     return size
 
 
+_KEYED_IMPORTS = uuid.UUID("5b3f8e61-0c2d-4a97-8f14-d6a2c9e07b35")
+
+
+def _upload_id(key: str | None, *, requester: uuid.UUID, customer_id: uuid.UUID, file: UploadFile) -> uuid.UUID:
+    """With an Idempotency-Key, the import's id follows from the key, the requester, the customer and the file,
+    so that a retry of an attempt answered 503 (its upload saved, its workflow not started) finds that import
+    instead of importing the file a second time; without a key, a fresh id."""
+    if key is None:
+        return uuid.uuid4()
+    digest = hashlib.sha256()
+    while chunk := file.file.read(1 << 20):
+        digest.update(chunk)
+    file.file.seek(0)
+    named = "\n".join((str(requester), str(customer_id), file.filename or "", digest.hexdigest(), key))
+    return uuid.uuid5(_KEYED_IMPORTS, named)
+
+
 @router.post("/customers/{customer_id}/learner-imports", status_code=status.HTTP_202_ACCEPTED, response_model=ImportOut)
 async def import_learners(
     customer_id: uuid.UUID,
     file: UploadFile,
+    request: Request,
     sessions: SessionsDep,
     caller: CurrentUser,
     temporal: TemporalDep,
@@ -60,18 +81,25 @@ async def import_learners(
     actor = auth.act_for_customer(caller, customer)
     if _size(file) > settings.import_max_bytes:
         raise TooLarge(f"the file is larger than {settings.import_max_bytes} bytes; split it into smaller files")
+    upload_id = _upload_id(
+        request.headers.get(idempotency.HEADER), requester=caller.user_id, customer_id=customer_id, file=file
+    )
     async with sessions.begin() as session:
-        upload = await imports.store_upload(
-            session,
-            customer_id=customer_id,
-            filename=file.filename or "learners.csv",
-            rows=read_rows(file.file, max_rows=settings.import_max_rows),
-            actor=actor,
-            now=now(),
-        )
-        if upload.total_rows == 0:
-            raise InvalidInput("the file has a header but no rows of learners")
-    await start_import(temporal, settings, customer, upload, actor)
+        upload = await session.get(LearnerImport, upload_id)
+        if upload is None:
+            upload = await imports.store_upload(
+                session,
+                customer_id=customer_id,
+                filename=file.filename or "learners.csv",
+                rows=read_rows(file.file, max_rows=settings.import_max_rows),
+                actor=actor,
+                now=now(),
+                upload_id=upload_id,
+            )
+            if upload.total_rows == 0:
+                raise InvalidInput("the file has a header but no rows of learners")
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # a keyed retry whose import is already under way
+        await start_import(temporal, settings, customer, upload, actor)
     async with sessions() as session:
         return await _out(session, await imports.get_import(session, customer_id, upload.id))
 
