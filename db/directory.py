@@ -203,6 +203,8 @@ async def licence_counts(session: AsyncSession, customer_ids: list[uuid.UUID]) -
 
 async def upgrade_customer(session: AsyncSession, *, customer: Customer, actor: Actor, at: datetime) -> list[uuid.UUID]:
     """Make a trial customer premium; return its trial blocks still running, which must now expire."""
+    # Read again under the row lock: of two upgrades at once, one upgrades (and records it), the other finds it done.
+    await session.refresh(customer, ["account_type"], with_for_update={"key_share": True})
     if customer.account_type != "premium":
         customer.account_type = "premium"
         audit.record(

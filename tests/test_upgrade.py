@@ -1,15 +1,17 @@
 """Upgrading a trial customer ends its trial at once, even between the upgrade's commit and its trial blocks'
 expiry, and even when the request to expire them never reached their workflows."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import httpx
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from db import blocks, learners
-from db.models import Customer, Learner, Licence, LicenceBlock
+from db.models import AuditEvent, Customer, Learner, Licence, LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import reconcile
 from licensing.temporal import build_worker
@@ -87,3 +89,23 @@ async def test_reconcile_ends_the_trial_of_a_customer_upgraded_while_temporal_wa
         learner = await session.get_one(Learner, holder.id)
     assert (first.trials_ended >= 1, again.trials_ended) == (True, 0)  # the database may hold others' trials
     assert (block.status, learner.licence_status) == ("expired", "expired")
+
+
+async def test_two_upgrades_at_once_upgrade_once(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant = await factories.tenant(sessions)
+    await _account(sessions, tenant, "trial")
+    answers = await asyncio.gather(
+        *(
+            api.post(f"/customers/{tenant.customer_id}/upgrade", headers=tenant.partner_manager.headers)
+            for _ in range(6)
+        )
+    )
+    async with sessions() as session:
+        recorded = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.subject_id == tenant.customer_id, AuditEvent.action == "customer.upgraded")
+        )
+    assert ([a.status_code for a in answers], recorded) == ([200] * 6, 1)
