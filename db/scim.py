@@ -46,7 +46,8 @@ async def create_token(
 async def revoke_token(
     session: AsyncSession, *, customer_id: uuid.UUID, token_id: uuid.UUID, actor: Actor, at: datetime
 ) -> None:
-    row = await session.get(ScimToken, token_id)
+    # Under the row lock: of two revocations at once, one revokes (and records it), the other finds it revoked.
+    row = await session.get(ScimToken, token_id, with_for_update=True, populate_existing=True)
     if row is None or row.customer_id != customer_id:
         raise NotFound(f"SCIM token {token_id} not found")
     if row.revoked_at is None:

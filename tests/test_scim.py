@@ -1,13 +1,16 @@
 """AD Sync: the request sequences Microsoft documents for Entra ID provisioning, replayed against /scim/v2."""
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.models import AuditEvent
 from tests import factories
 from tests.conftest import scim_token
 from tests.factories import Tenant
@@ -311,3 +314,20 @@ async def test_users_sent_at_once_whose_usernames_differ_only_in_case_make_one_l
     assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
     found = await scim.get("/Users", params={"filter": 'userName eq "jdoe"'})
     assert found.json()["totalResults"] == 1
+
+
+async def test_a_token_revoked_twice_at_once_is_revoked_once(
+    scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tokens = (
+        await api.get(f"/customers/{tenant.customer_id}/scim-tokens", headers=tenant.customer_manager.headers)
+    ).json()
+    url = f"/customers/{tenant.customer_id}/scim-tokens/{tokens[0]['id']}"
+    answers = await asyncio.gather(*(api.delete(url, headers=tenant.customer_manager.headers) for _ in range(6)))
+    async with sessions() as session:
+        recorded = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.subject_id == uuid.UUID(tokens[0]["id"]), AuditEvent.action == "scim_token.revoked")
+        )
+    assert ([a.status_code for a in answers], recorded) == ([204] * 6, 1)
