@@ -7,7 +7,7 @@ PostgreSQL named by LICENSING_BENCH_DATABASE_URL) and SMTP relay (aiosmtpd in it
 - allocation_race_double_allocations: licences held twice after 200 concurrent adds for 50 licences (must be 0)
 - order_throughput_ratio: full order lifecycles per second / a minimal order-shaped workflow (3 no-op activities
   and one update) per second on the same server (goal >= 0.7); with the CPU each used per order, in this process
-  (the API and the worker) and in the Temporal server, to show where the time goes
+  (the API and the worker), in the Temporal server and in the SMTP relay, to show where the time goes
 - read_p50_ratio, read_p99_ratio: GET a customer's licences / GET /healthz, 50 concurrent clients
 - worker_rss_mb_10k_terms / worker_rss_mb_idle: a worker's peak RSS with 10,000 sleeping licence terms / none
 """

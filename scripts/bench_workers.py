@@ -78,19 +78,26 @@ class BenchOrderShape:
         self.decided = True
 
 
-def _cpu_seconds() -> tuple[float, float]:
-    """CPU time used so far by this process (all its threads) and by its child processes (the Temporal server)."""
+def _cpu_seconds() -> tuple[float, float, float]:
+    """CPU time used so far by this process (all its threads), by the Temporal server and by the SMTP relay
+    (the bench's child processes)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     ticks = os.sysconf("SC_CLK_TCK")
-    children = 0.0
+    server = relay = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != os.getpid():
+                continue
+            command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid():
-            children += (int(fields[11]) + int(fields[12])) / ticks
-    return own.ru_utime + own.ru_stime, children
+        used = (int(fields[11]) + int(fields[12])) / ticks
+        if b"aiosmtpd" in command:
+            relay += used
+        else:
+            server += used
+    return own.ru_utime + own.ru_stime, server, relay
 
 
 @dataclass
@@ -101,12 +108,14 @@ class _Tally:
     seconds: float = 0.0
     process_cpu: float = 0.0
     server_cpu: float = 0.0
+    relay_cpu: float = 0.0
 
     def figures(self, label: str) -> dict[str, float]:
         return {
             f"{label}_per_second": self.items / self.seconds,
             f"{label}_process_cpu_ms_each": self.process_cpu * 1000 / self.items,
             f"{label}_server_cpu_ms_each": self.server_cpu * 1000 / self.items,
+            f"{label}_relay_cpu_ms_each": self.relay_cpu * 1000 / self.items,
         }
 
 
@@ -171,6 +180,7 @@ async def order_throughput(client: Client, settings: Settings, sessions: Session
                 tally.seconds += seconds
                 tally.process_cpu += after[0] - cpu[0]
                 tally.server_cpu += after[1] - cpu[1]
+                tally.relay_cpu += after[2] - cpu[2]
     figures: dict[str, float] = {}
     for label, tally in tallies.items():
         figures |= tally.figures(label)
