@@ -179,6 +179,8 @@ async def notify_block_event(
         block = await session.get(LicenceBlock, notice.block_id)
         if block is None:
             raise NotFound(f"licence block {notice.block_id} does not exist")
+        if notice.event is BlockEvent.REMINDER and block.status != "active":
+            return NoticeResult()  # ended early (an upgrade seen by reconcile): nothing left to renew
         customer = await session.get_one(Customer, block.customer_id)
         partner = await session.get_one(Partner, customer.partner_id)
         suffix = f"reminder-{notice.offset}" if notice.event is BlockEvent.REMINDER else notice.event.value

@@ -26,7 +26,8 @@ async def start_import(
         ),
         id=import_workflow_id(upload.id),
         task_queue=settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,  # an import runs once, even when asked again
+        # Never a second run beside a finished one; one that failed or was terminated may be started again.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         search_attributes=search.for_customer(customer.partner_id, customer.id),
         static_summary=f"Learner import: {upload.total_rows} rows",
         static_details=f"Import {upload.id} of customer {customer.id} (partner {customer.partner_id}).",

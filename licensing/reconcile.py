@@ -32,7 +32,8 @@ class Reconciled:
 async def _end_upgraded_trials(sessions: async_sessionmaker[AsyncSession], at: datetime) -> int:
     """Trial blocks still running for a customer already premium: the upgrade committed, but its request to end
     them never reached their workflows. They expire now, in the database (no worker may be running yet to
-    answer their workflow); each workflow finds its block expired when its own timer ends it."""
+    answer their workflow); each workflow sends no renewal reminder for an expired block, and finds it expired
+    when its own timer ends it (the expiry summary goes out then)."""
     async with sessions() as session:
         query = (
             select(LicenceBlock.id)

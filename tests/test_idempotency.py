@@ -159,7 +159,7 @@ class TestKeyedOrderRequests:
             )
             return [(str(order_id), status) for order_id, status in rows]
 
-    async def test_a_retry_after_a_503_gets_the_order_the_first_attempt_saved(
+    async def test_a_retry_before_the_order_is_saved_joins_the_first_attempts_workflow(
         self,
         api_alone: httpx.AsyncClient,
         dev_server: WorkflowEnvironment,
@@ -169,12 +169,16 @@ class TestKeyedOrderRequests:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         first_id = await self._unanswered(api_alone, tenant, "order-503-retry", monkeypatch)
-        async with build_worker(dev_server.client, settings, sessions):
-            again = await api_alone.post(
+        retry = asyncio.create_task(  # still no worker: the retry waits on the first attempt's workflow
+            api_alone.post(
                 f"/customers/{tenant.customer_id}/licence-orders",
                 json={"quantity": 3},
                 headers=keyed(tenant.customer_manager.headers, "order-503-retry"),
             )
+        )
+        await asyncio.sleep(0.5)
+        async with build_worker(dev_server.client, settings, sessions):
+            again = await retry
             assert (again.status_code, again.json()["id"], again.json()["status"]) == (201, first_id, "requested")
             other = await api_alone.post(
                 f"/customers/{tenant.customer_id}/licence-orders",
@@ -182,6 +186,30 @@ class TestKeyedOrderRequests:
                 headers=keyed(tenant.customer_manager.headers, "another-order"),
             )
             assert other.status_code == 409  # one waiting request allowed, and it is the first one
+            assert await self._orders(sessions, tenant) == [(first_id, "requested")]
+            await api_alone.post(f"/licence-orders/{first_id}/cancel", headers=tenant.customer_manager.headers)
+
+    async def test_a_retry_after_the_order_was_saved_gets_it_even_at_the_limit(
+        self,
+        api_alone: httpx.AsyncClient,
+        dev_server: WorkflowEnvironment,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        tenant: Tenant,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The saved order is the customer's one waiting request: the retry is answered that order, not a 409."""
+        first_id = await self._unanswered(api_alone, tenant, "order-saved-retry", monkeypatch)
+        async with build_worker(dev_server.client, settings, sessions):
+            await dev_server.client.get_workflow_handle(f"licence-order-{first_id}").execute_update(
+                LicenceOrderWorkflow.registered
+            )
+            again = await api_alone.post(
+                f"/customers/{tenant.customer_id}/licence-orders",
+                json={"quantity": 3},
+                headers=keyed(tenant.customer_manager.headers, "order-saved-retry"),
+            )
+            assert (again.status_code, again.json()["id"], again.json()["status"]) == (201, first_id, "requested")
             assert await self._orders(sessions, tenant) == [(first_id, "requested")]
             await api_alone.post(f"/licence-orders/{first_id}/cancel", headers=tenant.customer_manager.headers)
 
@@ -246,7 +274,8 @@ class TestKeyedOrderRequests:
                 json={"quantity": 3},
                 headers=keyed(tenant.customer_manager.headers, refused_key),
             )
-        assert (again.status_code, "refused when it was first made" in again.json()["detail"]) == (409, True)
+        refusal = again.json()["detail"]
+        assert (again.status_code, "did not become an order when it was first made" in refusal) == (409, True)
         assert await self._orders(sessions, tenant) == [(saved_id, "cancelled")]
 
 

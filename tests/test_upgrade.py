@@ -10,11 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from db import blocks, learners
+from db import blocks, learners, notices
 from db.models import AuditEvent, Customer, Learner, Licence, LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import reconcile
 from licensing.temporal import build_worker
+from payloads.blocks import BlockEvent, BlockNotice
 from payloads.common import SYSTEM
 from rules.licences import BlockKind, LearnerSource
 from tests import factories
@@ -89,6 +90,10 @@ async def test_reconcile_ends_the_trial_of_a_customer_upgraded_while_temporal_wa
         learner = await session.get_one(Learner, holder.id)
     assert (first.trials_ended >= 1, again.trials_ended) == (True, 0)  # the database may hold others' trials
     assert (block.status, learner.licence_status) == ("expired", "expired")
+    # Its workflow still sleeps towards the trial's reminders: when one comes due, nobody is reminded.
+    reminder = BlockNotice(block_id=trial, event=BlockEvent.REMINDER, at=datetime.now(UTC), offset="P7D")
+    written = await notices.notify_block_event(sessions, reminder, mail_from=settings.mail_from)
+    assert written.email_ids == []
 
 
 async def test_two_upgrades_at_once_upgrade_once(

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         RejectRequest,
     )
     from rules.durations import add_duration, parse_duration
-    from rules.errors import OrderNotRequested
+    from rules.errors import Conflict, OrderNotRequested
     from rules.orders import OrderDecision, OrderStatus, decide
     from workflows import options, search
     from workflows.notices import deliver_emails, send_notices
@@ -76,8 +76,8 @@ class LicenceOrderWorkflow:
             try:
                 email_ids = await self._persist()
             except ActivityError as error:
-                if not isinstance(error.cause, ApplicationError):
-                    raise  # cancelled: not a refusal
+                if not (isinstance(error.cause, ApplicationError) and error.cause.type == Conflict.type):
+                    raise  # not the refusal below (a cancellation): the workflow fails, for an operator to see
                 # A refusal (the customer had too many requests waiting): no order was saved.
                 self._refusal = _business_failure(error)
                 workflow.upsert_search_attributes([search.ORDER_STATUS.value_set(REFUSED)])

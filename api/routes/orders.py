@@ -88,6 +88,15 @@ async def request_licences(
         raise InvalidInput(f"quantity: at most {settings.max_order_quantity} licences can be requested at once")
     customer = await directory.get_customer(reader, customer_id)
     actor = auth.act_for_customer(caller, customer)
+    order_id = order_workflows.new_order_id(
+        request.headers.get(idempotency.HEADER),
+        requester=caller.user_id,
+        customer_id=customer.id,
+        body=body.model_dump_json(),
+    )
+    made = await reader.get(LicenceOrder, order_id)
+    if made is not None:  # a keyed retry whose first attempt (answered 503) saved the order since
+        return (await _out(reader, [made]))[0]
     waiting = await reader.execute(
         select(func.count())
         .select_from(LicenceOrder)
@@ -96,12 +105,6 @@ async def request_licences(
     # Answered here without starting a workflow; saving the order checks again, under a lock.
     check_waiting(waiting=waiting.scalar_one(), limit=settings.max_open_orders_per_customer)
     await reader.close()  # no transaction stays open while the workflow works
-    order_id = order_workflows.new_order_id(
-        request.headers.get(idempotency.HEADER),
-        requester=caller.user_id,
-        customer_id=customer.id,
-        body=body.model_dump_json(),
-    )
     registered = await order_workflows.request_order(
         temporal,
         settings,
@@ -130,7 +133,7 @@ async def _made_earlier(session: AsyncSession, order_id: uuid.UUID) -> OrderOut:
     order = await session.get(LicenceOrder, order_id)
     if order is None:
         raise Conflict(
-            "this request was refused when it was first made (its customer had too many requests waiting); "
+            "this request did not become an order when it was first made (it was refused); "
             "make a new request with a new Idempotency-Key"
         )
     return (await _out(session, [order]))[0]
