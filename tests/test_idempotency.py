@@ -4,17 +4,20 @@ import asyncio
 import hashlib
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from api import order_workflows
 from api.main import create_app
@@ -23,7 +26,6 @@ from db.models import Learner, LearnerImport, LicenceOrder
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from tests.factories import Tenant
-from tests.smtp_server import SmtpServer
 from tests.test_api_orders import request_licences, stock
 from workflows.order import LicenceOrderWorkflow
 
@@ -123,43 +125,64 @@ def test_the_openapi_names_the_header_on_every_post(app: FastAPI) -> None:
     assert all(any(p["name"] == "Idempotency-Key" for p in op.get("parameters", [])) for op in posts) and posts
 
 
-class TestKeyedOrderRequests:
-    """An order request that got a 503 (no worker answered in time) may still be saved later: its keyed retry
-    must reach the same order, not make a second one."""
+@dataclass
+class KeyedRequests:
+    """A customer's manager sending keyed licence requests to the API, with no worker until `worker()`."""
 
-    @pytest.fixture
-    def settings(self, database_url: str, smtp: SmtpServer) -> Settings:
-        return Settings(
-            database_url=database_url,
-            task_queue=f"test-{uuid.uuid4()}",
-            smtp_port=smtp.port,
-            max_open_orders_per_customer=1,
+    api: httpx.AsyncClient
+    env: WorkflowEnvironment
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    tenant: Tenant
+    monkeypatch: pytest.MonkeyPatch
+
+    async def request(self, key: str) -> httpx.Response:
+        return await self.api.post(
+            f"/customers/{self.tenant.customer_id}/licence-orders",
+            json={"quantity": 3},
+            headers=keyed(self.tenant.customer_manager.headers, key),
         )
 
-    @staticmethod
-    async def _unanswered(api: httpx.AsyncClient, tenant: Tenant, key: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    async def unanswered(self, key: str) -> str:
         """The first attempt, with no worker running: a 503 naming the order it may still save."""
-        with monkeypatch.context() as patched:
+        with self.monkeypatch.context() as patched:
             patched.setattr(order_workflows, "ANSWER_WITHIN_SECONDS", 1.0)
-            first = await api.post(
-                f"/customers/{tenant.customer_id}/licence-orders",
-                json={"quantity": 3},
-                headers=keyed(tenant.customer_manager.headers, key),
-            )
+            first = await self.request(key)
         assert first.status_code == 503, first.text
         found = re.search(r"order ([0-9a-f-]{36}) was received", first.json()["detail"])
         assert found is not None, first.text
         return found.group(1)
 
-    @staticmethod
-    async def _orders(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> list[tuple[str, str]]:
-        async with sessions() as session:
+    def worker(self) -> Worker:
+        return build_worker(self.env.client, self.settings, self.sessions)
+
+    def workflow(self, order_id: str) -> WorkflowHandle[Any, Any]:
+        return self.env.client.get_workflow_handle(f"licence-order-{order_id}")
+
+    async def cancel(self, order_id: str) -> None:
+        cancelled = await self.api.post(
+            f"/licence-orders/{order_id}/cancel", headers=self.tenant.customer_manager.headers
+        )
+        assert cancelled.status_code == 200, cancelled.text
+
+    async def orders(self) -> list[tuple[str, str]]:
+        async with self.sessions() as session:
             rows = await session.execute(
-                select(LicenceOrder.id, LicenceOrder.status).where(LicenceOrder.customer_id == tenant.customer_id)
+                select(LicenceOrder.id, LicenceOrder.status).where(LicenceOrder.customer_id == self.tenant.customer_id)
             )
             return [(str(order_id), status) for order_id, status in rows]
 
-    async def test_a_retry_before_the_order_is_saved_joins_the_first_attempts_workflow(
+
+class TestKeyedOrderRequests:
+    """An order request that got a 503 (no worker answered in time) may still be saved later: its keyed retry
+    must reach the same order, not make a second one."""
+
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"max_open_orders_per_customer": 1})
+
+    @pytest.fixture
+    def manager(
         self,
         api_alone: httpx.AsyncClient,
         dev_server: WorkflowEnvironment,
@@ -167,116 +190,64 @@ class TestKeyedOrderRequests:
         sessions: async_sessionmaker[AsyncSession],
         tenant: Tenant,
         monkeypatch: pytest.MonkeyPatch,
+    ) -> KeyedRequests:
+        return KeyedRequests(api_alone, dev_server, settings, sessions, tenant, monkeypatch)
+
+    async def test_a_retry_before_the_order_is_saved_joins_the_first_attempts_workflow(
+        self, manager: KeyedRequests
     ) -> None:
-        first_id = await self._unanswered(api_alone, tenant, "order-503-retry", monkeypatch)
-        retry = asyncio.create_task(  # still no worker: the retry waits on the first attempt's workflow
-            api_alone.post(
-                f"/customers/{tenant.customer_id}/licence-orders",
-                json={"quantity": 3},
-                headers=keyed(tenant.customer_manager.headers, "order-503-retry"),
-            )
-        )
+        first_id = await manager.unanswered("order-503-retry")
+        # Still no worker: the retry waits on the first attempt's workflow.
+        retry = asyncio.create_task(manager.request("order-503-retry"))
         await asyncio.sleep(0.5)
-        async with build_worker(dev_server.client, settings, sessions):
+        async with manager.worker():
             again = await retry
             assert (again.status_code, again.json()["id"], again.json()["status"]) == (201, first_id, "requested")
-            other = await api_alone.post(
-                f"/customers/{tenant.customer_id}/licence-orders",
-                json={"quantity": 3},
-                headers=keyed(tenant.customer_manager.headers, "another-order"),
-            )
+            other = await manager.request("another-order")
             assert other.status_code == 409  # one waiting request allowed, and it is the first one
-            assert await self._orders(sessions, tenant) == [(first_id, "requested")]
-            await api_alone.post(f"/licence-orders/{first_id}/cancel", headers=tenant.customer_manager.headers)
+            assert await manager.orders() == [(first_id, "requested")]
+            await manager.cancel(first_id)
 
-    async def test_a_retry_after_the_order_was_saved_gets_it_even_at_the_limit(
-        self,
-        api_alone: httpx.AsyncClient,
-        dev_server: WorkflowEnvironment,
-        settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
-        tenant: Tenant,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
+    async def test_a_retry_after_the_order_was_saved_gets_it_even_at_the_limit(self, manager: KeyedRequests) -> None:
         """The saved order is the customer's one waiting request: the retry is answered that order, not a 409."""
-        first_id = await self._unanswered(api_alone, tenant, "order-saved-retry", monkeypatch)
-        async with build_worker(dev_server.client, settings, sessions):
-            await dev_server.client.get_workflow_handle(f"licence-order-{first_id}").execute_update(
-                LicenceOrderWorkflow.registered
-            )
-            again = await api_alone.post(
-                f"/customers/{tenant.customer_id}/licence-orders",
-                json={"quantity": 3},
-                headers=keyed(tenant.customer_manager.headers, "order-saved-retry"),
-            )
+        first_id = await manager.unanswered("order-saved-retry")
+        async with manager.worker():
+            await manager.workflow(first_id).execute_update(LicenceOrderWorkflow.registered)
+            again = await manager.request("order-saved-retry")
             assert (again.status_code, again.json()["id"], again.json()["status"]) == (201, first_id, "requested")
-            assert await self._orders(sessions, tenant) == [(first_id, "requested")]
-            await api_alone.post(f"/licence-orders/{first_id}/cancel", headers=tenant.customer_manager.headers)
+            assert await manager.orders() == [(first_id, "requested")]
+            await manager.cancel(first_id)
 
-    async def test_a_retry_after_the_order_was_decided_answers_the_order_as_it_is(
-        self,
-        api_alone: httpx.AsyncClient,
-        dev_server: WorkflowEnvironment,
-        settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
-        tenant: Tenant,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        first_id = await self._unanswered(api_alone, tenant, "order-decided", monkeypatch)
-        async with build_worker(dev_server.client, settings, sessions):
-            await dev_server.client.get_workflow_handle(f"licence-order-{first_id}").execute_update(
-                LicenceOrderWorkflow.registered
-            )
-            cancelled = await api_alone.post(
-                f"/licence-orders/{first_id}/cancel", headers=tenant.customer_manager.headers
-            )
-            assert cancelled.status_code == 200, cancelled.text
-            await dev_server.client.get_workflow_handle(f"licence-order-{first_id}").result()
-            again = await api_alone.post(
-                f"/customers/{tenant.customer_id}/licence-orders",
-                json={"quantity": 3},
-                headers=keyed(tenant.customer_manager.headers, "order-decided"),
-            )
+    async def test_a_retry_after_the_order_was_decided_answers_the_order_as_it_is(self, manager: KeyedRequests) -> None:
+        first_id = await manager.unanswered("order-decided")
+        async with manager.worker():
+            await manager.workflow(first_id).execute_update(LicenceOrderWorkflow.registered)
+            await manager.cancel(first_id)
+            await manager.workflow(first_id).result()
+            again = await manager.request("order-decided")
         assert (again.status_code, again.json()["id"], again.json()["status"]) == (201, first_id, "cancelled")
-        assert await self._orders(sessions, tenant) == [(first_id, "cancelled")]
+        assert await manager.orders() == [(first_id, "cancelled")]
 
-    async def test_a_retry_of_a_request_refused_when_saved_is_refused_again(
-        self,
-        api_alone: httpx.AsyncClient,
-        dev_server: WorkflowEnvironment,
-        settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
-        tenant: Tenant,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        first_id = await self._unanswered(api_alone, tenant, "order-refused", monkeypatch)
+    async def test_a_retry_of_a_request_refused_when_saved_is_refused_again(self, manager: KeyedRequests) -> None:
+        first_id = await manager.unanswered("order-refused")
         # Before any worker saves it, another request takes the customer's one waiting place.
-        other_id = await self._unanswered(api_alone, tenant, "order-in-front", monkeypatch)
-        async with build_worker(dev_server.client, settings, sessions):
+        other_id = await manager.unanswered("order-in-front")
+        async with manager.worker():
             saved: list[str] = []
             for order_id in (first_id, other_id):
-                handle = dev_server.client.get_workflow_handle(f"licence-order-{order_id}")
                 try:
-                    await handle.execute_update(LicenceOrderWorkflow.registered)
+                    await manager.workflow(order_id).execute_update(LicenceOrderWorkflow.registered)
                     saved.append(order_id)
                 except (WorkflowUpdateFailedError, RPCError):  # refused, and perhaps already ended
-                    assert await handle.result() is None  # refused: the workflow ended without an order
-            assert await self._orders(sessions, tenant) == [(saved_id, "requested") for saved_id in saved]
+                    assert await manager.workflow(order_id).result() is None  # ended without an order
+            assert await manager.orders() == [(saved_id, "requested") for saved_id in saved]
             [saved_id] = saved
-            refused_key = "order-refused" if saved_id == other_id else "order-in-front"
             # With the place free again the retry passes the API's early check, and finds its workflow ended.
-            cancelled = await api_alone.post(
-                f"/licence-orders/{saved_id}/cancel", headers=tenant.customer_manager.headers
-            )
-            assert cancelled.status_code == 200, cancelled.text
-            again = await api_alone.post(
-                f"/customers/{tenant.customer_id}/licence-orders",
-                json={"quantity": 3},
-                headers=keyed(tenant.customer_manager.headers, refused_key),
-            )
+            await manager.cancel(saved_id)
+            again = await manager.request("order-refused" if saved_id == other_id else "order-in-front")
         refusal = again.json()["detail"]
         assert (again.status_code, "did not become an order when it was first made" in refusal) == (409, True)
-        assert await self._orders(sessions, tenant) == [(saved_id, "cancelled")]
+        assert await manager.orders() == [(saved_id, "cancelled")]
 
 
 async def test_a_keyed_import_retried_after_a_503_imports_the_file_once(

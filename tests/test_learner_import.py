@@ -10,7 +10,6 @@ import pytest
 
 from licensing.config import Settings
 from tests.factories import Tenant
-from tests.smtp_server import SmtpServer
 from tests.test_api_learners import licences_for
 
 
@@ -142,14 +141,8 @@ async def test_the_import_is_for_the_customers_side_only(api: httpx.AsyncClient,
 
 class TestCaps:
     @pytest.fixture
-    def settings(self, database_url: str, smtp: SmtpServer) -> Settings:
-        return Settings(
-            database_url=database_url,
-            task_queue=f"test-{uuid.uuid4()}",
-            smtp_port=smtp.port,
-            import_max_bytes=200,
-            import_max_rows=3,
-        )
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"import_max_bytes": 200, "import_max_rows": 3})
 
     async def test_a_file_over_the_byte_cap_is_413(self, api: httpx.AsyncClient, tenant: Tenant) -> None:
         rows = [f"learner{n}@example.com,Learner {n}" for n in range(10)]

@@ -17,7 +17,6 @@ from db.models import LicenceOrder
 from licensing.config import Settings
 from payloads.common import Actor, Role
 from tests.factories import Tenant
-from tests.smtp_server import SmtpServer
 from tests.test_api_orders import request_licences
 
 
@@ -76,13 +75,8 @@ async def test_a_json_body_over_the_cap_is_413(api: httpx.AsyncClient, tenant: T
 
 class TestOpenRequests:
     @pytest.fixture
-    def settings(self, database_url: str, smtp: SmtpServer) -> Settings:
-        return Settings(
-            database_url=database_url,
-            task_queue=f"test-{uuid.uuid4()}",
-            smtp_port=smtp.port,
-            max_open_orders_per_customer=2,
-        )
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"max_open_orders_per_customer": 2})
 
     async def test_a_customer_cannot_flood_its_partner_with_requests(
         self, api: httpx.AsyncClient, tenant: Tenant
