@@ -88,14 +88,12 @@ async def request_licences(
         raise InvalidInput(f"quantity: at most {settings.max_order_quantity} licences can be requested at once")
     customer = await directory.get_customer(reader, customer_id)
     actor = auth.act_for_customer(caller, customer)
+    key = request.headers.get(idempotency.HEADER)
     order_id = order_workflows.new_order_id(
-        request.headers.get(idempotency.HEADER),
-        requester=caller.user_id,
-        customer_id=customer.id,
-        body=body.model_dump_json(),
+        key, requester=caller.user_id, customer_id=customer.id, body=body.model_dump_json()
     )
-    made = await reader.get(LicenceOrder, order_id)
-    if made is not None:  # a keyed retry whose first attempt (answered 503) saved the order since
+    # A keyed retry whose first attempt (answered 503) saved the order since: that order is the answer.
+    if key is not None and (made := await reader.get(LicenceOrder, order_id)) is not None:
         return (await _out(reader, [made]))[0]
     waiting = await reader.execute(
         select(func.count())
