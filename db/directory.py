@@ -186,6 +186,14 @@ async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> Custome
     return customer
 
 
+async def lock_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    """Take the customer's row lock until the transaction ends (PostgreSQL; on SQLite the write transaction holds
+    the database's lock already), so that checks over the customer's rows and the writes they allow are one step
+    for each writer. `FOR NO KEY UPDATE` does not make rows that merely refer to the customer (its learners, its
+    licences, its orders) wait."""
+    await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
+
+
 async def licence_counts(session: AsyncSession, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
     """`{customer_id: {available, allocated, expired}}` for the multi-tenant view, in one query."""
     counts: dict[uuid.UUID, dict[str, int]] = {

@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import audit, blocks
-from db.models import Customer, LicenceBlock, LicenceOrder, Partner
+from db import audit, blocks, directory
+from db.models import LicenceBlock, LicenceOrder, Partner
 from db.notices import Written, write_order_notices
 from payloads.orders import (
     AssignOrder,
@@ -71,10 +71,9 @@ async def persist_order(
 
 
 async def _check_waiting(session: AsyncSession, customer_id: uuid.UUID, limit: int) -> None:
-    """Count the customer's waiting requests under its row lock (on SQLite the transaction holds the write lock
-    already), so that two requests made at once at the limit cannot both pass. `FOR NO KEY UPDATE` keeps rows that
-    merely refer to the customer (its learners, its licences) from waiting on it."""
-    await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
+    """Count the customer's waiting requests under its row lock, so that two requests made at once at the limit
+    cannot both pass."""
+    await directory.lock_customer(session, customer_id)
     waiting = await session.scalar(
         select(func.count())
         .select_from(LicenceOrder)

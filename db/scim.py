@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
-from db.directory import hash_token, new_token
+from db.directory import hash_token, lock_customer, new_token
 from db.learners import NewLearner, create_learners, release_licence
 from db.models import Customer, Learner, ScimToken
 from payloads.common import Actor
@@ -109,10 +109,9 @@ def as_directory_user(learner: Learner) -> DirectoryUser:
 async def _refuse_taken(
     session: AsyncSession, customer_id: uuid.UUID, user: DirectoryUser, but: uuid.UUID | None
 ) -> None:
-    # Under the customer's row lock (on SQLite the transaction holds the write lock already): a directory sends
-    # requests side by side, and a userName is unique regardless of case and against emails too, which no
-    # constraint expresses; `FOR NO KEY UPDATE` keeps rows that merely refer to the customer from waiting.
-    await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
+    # Under the customer's row lock: a directory sends requests side by side, and a userName is unique regardless
+    # of case and against emails too, which no constraint expresses.
+    await lock_customer(session, customer_id)
     user_name = user.user_name.lower()
     same = [func.lower(Learner.user_name) == user_name, Learner.email == user_name]
     if user.email:
