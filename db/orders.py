@@ -70,16 +70,21 @@ async def persist_order(
     return registered
 
 
-async def _check_waiting(session: AsyncSession, customer_id: uuid.UUID, limit: int) -> None:
-    """Count the customer's waiting requests under its row lock, so that two requests made at once at the limit
-    cannot both pass."""
-    await directory.lock_customer(session, customer_id)
+async def waiting_requests(session: AsyncSession, customer_id: uuid.UUID) -> int:
+    """How many of the customer's orders wait for a decision."""
     waiting = await session.scalar(
         select(func.count())
         .select_from(LicenceOrder)
         .where(LicenceOrder.customer_id == customer_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
     )
-    check_waiting(waiting=waiting or 0, limit=limit)
+    return waiting or 0
+
+
+async def _check_waiting(session: AsyncSession, customer_id: uuid.UUID, limit: int) -> None:
+    """Count the customer's waiting requests under its row lock, so that two requests made at once at the limit
+    cannot both pass."""
+    await directory.lock_customer(session, customer_id)
+    check_waiting(waiting=await waiting_requests(session, customer_id), limit=limit)
 
 
 async def _notices(

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -15,6 +15,7 @@ from api.deps import CurrentUser, ReaderDep, ReadingCaller, SessionDep, Settings
 from api.schemas import BlockRef, OrderCreate, OrderOut, OrderReject, Page
 from db import directory
 from db.models import LicenceBlock, LicenceOrder
+from db.orders import waiting_requests
 from payloads.common import Actor
 from payloads.orders import OrderOutcome
 from rules.errors import Conflict, InvalidInput, NotFound, OrderNotRequested
@@ -95,13 +96,9 @@ async def request_licences(
     # A keyed retry whose first attempt (answered 503) saved the order since: that order is the answer.
     if key is not None and (made := await reader.get(LicenceOrder, order_id)) is not None:
         return (await _out(reader, [made]))[0]
-    waiting = await reader.execute(
-        select(func.count())
-        .select_from(LicenceOrder)
-        .where(LicenceOrder.customer_id == customer_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
-    )
     # Answered here without starting a workflow; saving the order checks again, under a lock.
-    check_waiting(waiting=waiting.scalar_one(), limit=settings.max_open_orders_per_customer)
+    waiting = await waiting_requests(reader, customer.id)
+    check_waiting(waiting=waiting, limit=settings.max_open_orders_per_customer)
     await reader.close()  # no transaction stays open while the workflow works
     registered = await order_workflows.request_order(
         temporal,
