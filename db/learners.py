@@ -1,9 +1,12 @@
 """Learners and their licences: automatic allocation on creation, manual allocation to chosen learners, and
 deletion that frees the licence. Allocation takes the valid licence that expires first (first-expiry, first-out).
 
-Each function runs inside the caller's transaction. On PostgreSQL the licences taken are locked with
-`FOR UPDATE SKIP LOCKED`, so concurrent additions take different licences; on SQLite every transaction holds
-the write lock from its start (see db/session.py).
+Each function runs inside the caller's transaction. On PostgreSQL a transaction that hands out licences first
+takes its customer's row lock (`directory.lock_customer`), so that one customer's allocations take turns: one
+that locked free licences and then rolled back (a refused allocation, a failed import batch) has let them go
+before the next looks for free licences, instead of making it pass them by. The licences taken are locked with
+`FOR UPDATE SKIP LOCKED`, so an allocation never waits for a licence being expired or freed elsewhere. On SQLite
+every transaction holds the write lock from its start (see db/session.py).
 """
 
 import uuid
@@ -16,6 +19,7 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
+from db.directory import lock_customer
 from db.models import Customer, Learner, Licence, LicenceBlock, TrainingRecord
 from db.types import affected
 from payloads.common import Actor
@@ -112,6 +116,7 @@ async def create_learners(
     left, the soonest to expire first. The rest are `unlicensed`. A few statements, however many learners."""
     if not new:
         return []
+    await lock_customer(session, customer_id)
     free = await _free_licences(session, customer_id, now=now, count=len(new))
     created = [CreatedLearner(id=uuid.uuid4(), licensed=i < len(free)) for i in range(len(new))]
     status = {True: LearnerStatus.ACTIVE.value, False: LearnerStatus.UNLICENSED.value}
@@ -227,6 +232,8 @@ async def allocate(
     else:
         assert every is not None
         learners = await _all_with_status(session, customer_id, every)
+    # After the learners' locks, as a directory's change of a learner takes them (learner, then customer).
+    await lock_customer(session, customer_id)
     free = await _free_licences(session, customer_id, now=now, count=len(learners))
     # What could be locked is what is free for us: on PostgreSQL another transaction may hold some for a moment.
     check_allocation(asked=len(learners), available=len(free))

@@ -4,20 +4,20 @@ import asyncio
 import base64
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import blocks, learners
+from db import blocks, directory, learners
 from db import scim as directory_sync
-from db.models import Learner, Licence, LicenceBlock
+from db.models import Customer, Learner, Licence, LicenceBlock
 from payloads.blocks import ExpireBlock
 from payloads.common import SYSTEM
 from rules.errors import InsufficientLicences
-from rules.licences import LearnerSource, LearnerStatus
+from rules.licences import BlockKind, LearnerSource, LearnerStatus
 from tests import factories
 from tests.databases import backend
 from tests.factories import Tenant
@@ -66,6 +66,59 @@ async def test_allocation_with_a_licence_locked_elsewhere_allocates_nobody(
                     now=datetime.now(UTC),
                 )
     assert [(await _state(sessions, w.id))[1] for w in waiting] == ["unlicensed"] * 3
+
+
+class _RolledBack(Exception):
+    pass
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="SQLite takes the whole database's write lock up front")
+async def test_a_learner_added_beside_an_allocation_that_rolls_back_gets_the_licence_it_let_go(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """An addition (or a refused allocation, or a failed import batch) locks the only free licence and then rolls
+    back: a learner added meanwhile waits for it instead of passing the locked licence by and staying unlicensed."""
+    await factories.block(sessions, tenant, quantity=1, days=100)
+    with pytest.raises(_RolledBack):
+        async with sessions.begin() as first:
+            [held] = await learners.create_learners(
+                first,
+                customer_id=tenant.customer_id,
+                new=[learners.NewLearner(email="first@example.com", name="First")],
+                source=LearnerSource.CSV,
+                actor=SYSTEM,
+                now=datetime.now(UTC),
+            )
+            assert held.licensed
+            second = asyncio.create_task(_learner(sessions, tenant))
+            await asyncio.sleep(0.3)  # the second addition is under way
+            raise _RolledBack
+    added = await second
+    assert await _state(sessions, added.id) == (True, LearnerStatus.ACTIVE.value, 1)
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="SQLite takes the whole database's write lock up front")
+async def test_a_learner_added_while_an_upgrade_commits_gets_no_trial_licence(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """The upgrade holds the customer's row lock until it commits; an addition meanwhile waits and then sees a
+    premium customer, whose trial licences are no longer handed out."""
+    async with sessions.begin() as session:
+        (await session.get_one(Customer, tenant.customer_id)).account_type = "trial"
+        await blocks.create_block(
+            session,
+            customer_id=tenant.customer_id,
+            kind=BlockKind.TRIAL,
+            quantity=1,
+            starts_at=NOW,
+            expires_at=NOW + timedelta(days=14),
+        )
+    async with sessions.begin() as upgrading:
+        customer = await upgrading.get_one(Customer, tenant.customer_id)
+        await directory.upgrade_customer(upgrading, customer=customer, actor=SYSTEM, at=datetime.now(UTC))
+        added = asyncio.create_task(_learner(sessions, tenant))
+        await asyncio.sleep(0.3)  # the addition is under way
+    assert await _state(sessions, (await added).id) == (True, LearnerStatus.UNLICENSED.value, 0)
 
 
 async def test_expiry_racing_an_allocation_leaves_no_active_learner_without_a_licence(
