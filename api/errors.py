@@ -23,6 +23,8 @@ from rules.errors import (
 
 log = logging.getLogger(__name__)
 
+DATABASE_UNAVAILABLE = "the database is unavailable right now; try again shortly"
+
 STATUS_FOR_TYPE: dict[str, int] = {
     NotFound.type: 404,
     Conflict.type: 409,
@@ -114,7 +116,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
         log.error("database unavailable", exc_info=error)
-        return _detail(503, "the database is unavailable right now; try again shortly")
+        return _detail(503, DATABASE_UNAVAILABLE)
 
     @app.exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError)
     async def _update_unanswered(_: Request, error: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:

@@ -1,26 +1,33 @@
 """Idempotency-Key on every POST of /api/v1 (the IETF httpapi draft): the first answer is kept for 24 hours per
 caller; a repeat gets that answer again and changes nothing; the same key with another body is 422; a repeat
-while the first is still running is 409."""
+while the first is still running is 409. An answer of 500 or above is not kept: a repeat of the same request runs
+again (db/idempotency.py)."""
 
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.errors import DATABASE_UNAVAILABLE
 from api.limits import Message, Receive, Scope, Send
 from db import idempotency
+from db.idempotency import ABANDONED_AFTER
 
 HEADER = "idempotency-key"
 PREFIX = "/api/v1/"
+log = logging.getLogger(__name__)
 DESCRIPTION = (
     "Optional. A unique string (at most 200 characters) per operation: a repeat with the same key, by the same "
     "caller, within 24 hours returns the first answer and changes nothing (Idempotent-Replayed: true). The same key "
-    "with a different body is 422; a repeat while the first is still running is 409. An answer of 500 or above is not "
-    "kept, so a repeat runs again; the key of a licence request or a CSV import also names the order or import it "
-    "makes, so a repeat after a 503 (the order may still be saved, the upload is saved) answers that same one "
-    "instead of making another."
+    "with a different body is 422; a repeat while the first is still running is 409 (a request whose answer never "
+    "came, its server having stopped, counts as running for ten minutes). An answer of 500 or above is not kept, "
+    "so a repeat of the same request runs again (another request with that key is still 422); the key of a "
+    "licence request or a CSV import also names the order or import it makes, so a repeat after a 503 (the order "
+    "may still be saved, the upload is saved) answers that same one instead of making another."
 )
 
 
@@ -53,11 +60,16 @@ class Idempotency:
             return
         body = await _whole_body(receive)
         caller = hashlib.sha256(headers.get("authorization", "").encode()).hexdigest()
-        fingerprint = hashlib.sha256(f"{scope['path']}\n".encode() + body).hexdigest()
+        fingerprint = _fingerprint(scope["path"], headers.get("content-type", ""), body)
         sessions: async_sessionmaker[AsyncSession] = scope["app"].state.sessions
-        claimed = await idempotency.claim_or_race(
-            sessions, caller=caller, key=key, fingerprint=fingerprint, now=datetime.now(UTC)
-        )
+        try:
+            claimed = await idempotency.claim_or_race(
+                sessions, caller=caller, key=key, fingerprint=fingerprint, now=datetime.now(UTC)
+            )
+        except OperationalError:
+            log.error("database unavailable", exc_info=True)
+            await _refuse(send, 503, DATABASE_UNAVAILABLE)
+            return
         if not claimed.new:
             earlier = claimed.earlier
             assert earlier is not None
@@ -104,10 +116,10 @@ class Idempotency:
         try:
             await self.app(scope, replay, keep)
         except BaseException:
-            await idempotency.forget(sessions, caller=caller, key=key)
+            await _failed(sessions, caller, key)
             raise
         if sent["status"] >= 500:
-            await idempotency.forget(sessions, caller=caller, key=key)
+            await _failed(sessions, caller, key)
         else:
             await idempotency.remember(
                 sessions,
@@ -117,6 +129,27 @@ class Idempotency:
                 body=sent["body"],
                 content_type=sent["content_type"],
             )
+
+
+async def _failed(sessions: async_sessionmaker[AsyncSession], caller: str, key: str) -> None:
+    """Let a retry of the request run again. With the database away (often why it failed) the key stays running
+    until a retry takes it over as abandoned; the caller has had its answer already."""
+    try:
+        await idempotency.fail(sessions, caller=caller, key=key)
+    except OperationalError:
+        log.warning("could not record that a keyed request failed; a retry may run after %s", ABANDONED_AFTER)
+
+
+def _fingerprint(path: str, content_type: str, body: bytes) -> str:
+    """What makes two requests the same: path and body. A multipart body's boundary is chosen afresh for each
+    request by most clients (curl, httpx, browsers), so it is left out: the same file sent again is the same."""
+    kind, _, parameters = content_type.partition(";")
+    if kind.strip().lower() == "multipart/form-data":
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.strip().partition("=")
+            if name.lower() == "boundary" and value.strip('"'):
+                body = body.replace(b"--" + value.strip('"').encode("latin-1"), b"--boundary")
+    return hashlib.sha256(f"{path}\n".encode() + body).hexdigest()
 
 
 async def _whole_body(receive: Receive) -> bytes:

@@ -1,15 +1,24 @@
-"""Idempotency keys: the first answer to a keyed POST, per caller, for 24 hours."""
+"""Idempotency keys: the first answer to a keyed POST, per caller, for 24 hours.
+
+A key is `running` while its request runs, `done` with the answer once it has one, and `failed` (its fingerprint
+kept) when the request failed on our side (an answer of 500 or above): a retry of the same request runs again,
+another request with that key is still refused. A key left `running` by a process that died, or that could not
+record the failure (the database away), is taken over by a retry once `ABANDONED_AFTER` has passed.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import IdempotentRequest
+from db.types import affected
 
 KEPT_FOR = timedelta(hours=24)
+# Far longer than any request runs (an order request answers within 30 s): a claim this old lost its request.
+ABANDONED_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -20,22 +29,33 @@ class Claim:
     earlier: IdempotentRequest | None = None
 
 
+def _retryable(fingerprint: str, now: datetime) -> ColumnElement[bool]:
+    """The same request again, after the first failed on our side or lost its claim."""
+    return and_(
+        IdempotentRequest.fingerprint == fingerprint,
+        or_(
+            IdempotentRequest.status == "failed",
+            and_(IdempotentRequest.status == "running", IdempotentRequest.created_at < now - ABANDONED_AFTER),
+        ),
+    )
+
+
 async def claim(
     sessions: async_sessionmaker[AsyncSession], *, caller: str, key: str, fingerprint: str, now: datetime
 ) -> Claim:
     async with sessions.begin() as session:
-        await session.execute(
-            delete(IdempotentRequest).where(
-                IdempotentRequest.caller == caller,
-                IdempotentRequest.key == key,
-                IdempotentRequest.created_at < now - KEPT_FOR,
-            )
+        mine = (IdempotentRequest.caller == caller, IdempotentRequest.key == key)
+        await session.execute(delete(IdempotentRequest).where(*mine, IdempotentRequest.created_at < now - KEPT_FOR))
+        # One statement takes a retryable key over: of two retries at once, one runs and the other finds it running.
+        taken = await session.execute(
+            update(IdempotentRequest)
+            .where(*mine, _retryable(fingerprint, now))
+            .values(status="running", created_at=now)
+            .execution_options(synchronize_session=False)
         )
-        earlier = (
-            await session.execute(
-                select(IdempotentRequest).where(IdempotentRequest.caller == caller, IdempotentRequest.key == key)
-            )
-        ).scalar_one_or_none()
+        if affected(taken):
+            return Claim(new=True)
+        earlier = (await session.execute(select(IdempotentRequest).where(*mine))).scalar_one_or_none()
         if earlier is not None:
             return Claim(new=False, earlier=earlier)
         session.add(
@@ -65,9 +85,11 @@ async def remember(
         )
 
 
-async def forget(sessions: async_sessionmaker[AsyncSession], *, caller: str, key: str) -> None:
-    """The request failed on our side: a retry with the same key may run again."""
+async def fail(sessions: async_sessionmaker[AsyncSession], *, caller: str, key: str) -> None:
+    """The request failed on our side: a retry of the same request may run again; another body is still 422."""
     async with sessions.begin() as session:
         await session.execute(
-            delete(IdempotentRequest).where(IdempotentRequest.caller == caller, IdempotentRequest.key == key)
+            update(IdempotentRequest)
+            .where(IdempotentRequest.caller == caller, IdempotentRequest.key == key)
+            .values(status="failed")
         )

@@ -335,7 +335,7 @@ class IdempotentRequest(Base):
     """The first answer to a POST sent with an Idempotency-Key, kept for 24 hours per caller."""
 
     __tablename__ = "idempotent_requests"
-    __table_args__ = (CheckConstraint("status IN ('running', 'done')", name="idempotency_status_known"),)
+    __table_args__ = (CheckConstraint("status IN ('running', 'done', 'failed')", name="idempotency_status_known"),)
 
     caller: Mapped[str] = mapped_column(String(64), primary_key=True)  # a hash of the caller's token
     key: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -94,6 +94,7 @@ async def test_the_database_stopped_mid_work_answers_503_then_everything_finishe
     tenant = await factories.tenant(sessions, stock=100)
     await factories.block(sessions, tenant, quantity=50, days=365)
     customer = tenant.customer_manager.headers
+    keyed = {**customer, "Idempotency-Key": "sent-during-the-outage"}
     workers.append(start_worker(dev_server, settings))
     orders = [
         (
@@ -133,13 +134,16 @@ async def test_the_database_stopped_mid_work_answers_503_then_everything_finishe
             await api_alone.post(
                 f"/customers/{tenant.customer_id}/licence-orders", json={"quantity": 3}, headers=customer
             ),
+            await api_alone.post(
+                f"/customers/{tenant.customer_id}/licence-orders", json={"quantity": 3}, headers=keyed
+            ),
             await api_alone.get(import_url, headers=customer),
         ]
         ready = await api_alone.get("http://testserver/readyz")
         await asyncio.sleep(5)  # the worker's activities fail and are retried meanwhile
     finally:
         cluster.start()
-    assert [(a.status_code, a.json()["detail"]) for a in answers] == [(503, DATABASE_DOWN)] * 3
+    assert [(a.status_code, a.json()["detail"]) for a in answers] == [(503, DATABASE_DOWN)] * 4
     assert ready.status_code == 503 and "database" in ready.json()["detail"]
 
     async def finished() -> bool:
@@ -153,6 +157,11 @@ async def test_the_database_stopped_mid_work_answers_503_then_everything_finishe
 
     await until(finished, 240)
     assert (await api_alone.get("http://testserver/readyz")).status_code == 200
+    # The keyed request refused during the outage is not held against its key: the retry makes the order.
+    retried = await api_alone.post(
+        f"/customers/{tenant.customer_id}/licence-orders", json={"quantity": 3}, headers=keyed
+    )
+    assert retried.status_code == 201, retried.text
     mine = tenant.customer_id
     stock = (await api_alone.get(f"/partners/{tenant.partner_id}", headers=tenant.partner_manager.headers)).json()
     progress = (await api_alone.get(import_url, headers=customer)).json()
@@ -185,7 +194,7 @@ async def test_the_database_stopped_mid_work_answers_503_then_everything_finishe
         "import": (progress["created"], progress["failed"]),
     } == {
         "stock": 100 - 2 * ORDERS,
-        "orders": ORDERS,
+        "orders": ORDERS + 1,  # and the keyed request retried after the outage, waiting
         "order blocks": ORDERS + 1,  # and the block the tenant started with
         "licences": 50 + 2 * ORDERS,
         "assigned events": ORDERS,

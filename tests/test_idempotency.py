@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -74,19 +75,87 @@ async def test_the_same_key_with_another_body_is_422(api: httpx.AsyncClient, ten
     assert other.status_code == 422
 
 
-async def test_a_repeat_while_the_first_runs_is_409(
-    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+def _learner_body(name: str) -> bytes:
+    return json.dumps({"email": f"{name.lower()}@example.com", "name": name}).encode()
+
+
+@dataclass
+class _Claims:
+    """A customer's manager adding learners with keys, and its keys' claims as the middleware makes them."""
+
+    api: httpx.AsyncClient
+    sessions: async_sessionmaker[AsyncSession]
+    tenant: Tenant
+
+    @property
+    def url(self) -> str:
+        return f"/customers/{self.tenant.customer_id}/learners"
+
+    def _caller(self) -> str:
+        return hashlib.sha256(self.tenant.customer_manager.headers["Authorization"].encode()).hexdigest()
+
+    async def claim(self, key: str, body: bytes, *, ago: timedelta = timedelta(0)) -> None:
+        fingerprint = hashlib.sha256(f"/api/v1{self.url}\n".encode() + body).hexdigest()
+        claimed = await idempotency.claim(
+            self.sessions, caller=self._caller(), key=key, fingerprint=fingerprint, now=datetime.now(UTC) - ago
+        )
+        assert claimed.new
+
+    async def fail(self, key: str) -> None:
+        await idempotency.fail(self.sessions, caller=self._caller(), key=key)
+
+    async def post(self, key: str, body: bytes) -> httpx.Response:
+        headers = {**keyed(self.tenant.customer_manager.headers, key), "Content-Type": "application/json"}
+        return await self.api.post(self.url, content=body, headers=headers)
+
+
+@pytest.fixture
+def claims(api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> _Claims:
+    return _Claims(api, sessions, tenant)
+
+
+async def test_a_repeat_while_the_first_runs_is_409(claims: _Claims) -> None:
+    await claims.claim("slow", _learner_body("R"))
+    assert (await claims.post("slow", _learner_body("R"))).status_code == 409
+
+
+async def test_after_a_failure_on_our_side_the_same_request_runs_again_and_another_is_still_422(
+    claims: _Claims,
 ) -> None:
-    url, body = f"/customers/{tenant.customer_id}/learners", b'{"email": "r@example.com", "name": "R"}'
-    caller = hashlib.sha256(tenant.customer_manager.headers["Authorization"].encode()).hexdigest()
-    fingerprint = hashlib.sha256(f"/api/v1{url}\n".encode() + body).hexdigest()
-    await idempotency.claim(sessions, caller=caller, key="slow", fingerprint=fingerprint, now=datetime.now(UTC))
-    response = await api.post(
-        url,
-        content=body,
-        headers={**keyed(tenant.customer_manager.headers, "slow"), "Content-Type": "application/json"},
+    """What the middleware records when a request answered 500 or above: its key keeps the request's
+    fingerprint, so the key still names that one request."""
+    await claims.claim("failed-once", _learner_body("Fay"))
+    await claims.fail("failed-once")
+    other = await claims.post("failed-once", _learner_body("Other"))
+    again = await claims.post("failed-once", _learner_body("Fay"))
+    replayed = await claims.post("failed-once", _learner_body("Fay"))
+    assert (other.status_code, again.status_code, replayed.status_code, replayed.headers["idempotent-replayed"]) == (
+        422,
+        201,
+        201,
+        "true",
     )
-    assert response.status_code == 409
+    assert await _learners(claims.sessions, claims.tenant) == 1
+
+
+async def test_two_retries_at_once_after_a_failure_run_once(claims: _Claims) -> None:
+    await claims.claim("failed-twice", _learner_body("Twin"))
+    await claims.fail("failed-twice")
+    answers = await asyncio.gather(*(claims.post("failed-twice", _learner_body("Twin")) for _ in range(2)))
+    assert sorted(a.status_code for a in answers) == [201, 409]
+    assert await _learners(claims.sessions, claims.tenant) == 1
+
+
+async def test_a_key_whose_request_never_answered_is_taken_over_after_ten_minutes(claims: _Claims) -> None:
+    """A server that stopped mid-request (or could not record its failure) left the key running."""
+    await claims.claim("stopped-long-ago", _learner_body("Old"), ago=timedelta(minutes=11))
+    await claims.claim("stopped-just-now", _learner_body("New"), ago=timedelta(minutes=5))
+    answers = [
+        await claims.post("stopped-long-ago", _learner_body("Other")),
+        await claims.post("stopped-just-now", _learner_body("New")),
+        await claims.post("stopped-long-ago", _learner_body("Old")),
+    ]
+    assert [a.status_code for a in answers] == [422, 409, 201]
 
 
 async def test_keys_belong_to_their_caller(api: httpx.AsyncClient, tenant: Tenant) -> None:
@@ -112,6 +181,25 @@ async def test_a_key_older_than_a_day_is_forgotten(
         url, json={"email": "o@example.com", "name": "O"}, headers=keyed(tenant.customer_manager.headers, "old")
     )
     assert response.status_code == 201
+
+
+async def test_a_keyed_upload_sent_again_is_the_same_request_whatever_its_multipart_boundary(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Clients choose a new multipart boundary for every request: the same file again is a repeat, not a 422."""
+    staff = ("staff.csv", b"email,name\r\ndee@example.com,Dee\r\n", "text/csv")
+    headers = keyed(tenant.customer_manager.headers, "upload-twice")
+    url = f"/customers/{tenant.customer_id}/learner-imports"
+    first = await api.post(url, files={"file": staff}, headers=headers)
+    again = await api.post(url, files={"file": staff}, headers=headers)
+    other = await api.post(url, files={"file": ("staff.csv", b"email,name\r\n", "text/csv")}, headers=headers)
+    assert (first.status_code, again.status_code, again.headers.get("idempotent-replayed"), other.status_code) == (
+        202,
+        202,
+        "true",
+        422,
+    )
+    assert again.json()["id"] == first.json()["id"]
 
 
 def test_the_openapi_names_the_header_on_every_post(app: FastAPI) -> None:
@@ -257,7 +345,8 @@ async def test_a_keyed_import_retried_after_a_503_imports_the_file_once(
     sessions: async_sessionmaker[AsyncSession],
     tenant: Tenant,
 ) -> None:
-    """The upload is saved, then starting its workflow fails (Temporal away): 503, and the key is free again.
+    """The upload is saved, then starting its workflow fails (Temporal away): 503, and the key is free again for
+    the same request (another file with it is 422).
     The retry finds that upload and starts its workflow, instead of saving the file a second time."""
     # A client whose namespace the server does not know: every start fails, as with Temporal away.
     away = await Client.connect(
@@ -274,6 +363,10 @@ async def test_a_keyed_import_retried_after_a_503_imports_the_file_once(
     ) as cut_off:
         first = await cut_off.post(url, files={"file": staff}, headers=headers)
     assert first.status_code == 503, first.text
+    other = await api.post(
+        url, files={"file": ("other.csv", b"email,name\r\ncy@example.com,Cy\r\n", "text/csv")}, headers=headers
+    )
+    assert other.status_code == 422, other.text  # the key still names the first request
     again = await api.post(url, files={"file": staff}, headers=headers)
     assert again.status_code == 202, again.text
     for _ in range(100):
