@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
 from db.models import Customer, Licence, LicenceBlock, Partner, StockPurchase, User
+from db.types import locks_rows
 from payloads.common import Actor, Role
 from rules.errors import Conflict, NotFound
 
@@ -191,7 +192,7 @@ async def lock_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
     the database's lock already), so that checks over the customer's rows and the writes they allow are one step
     for each writer. `FOR NO KEY UPDATE` does not make rows that merely refer to the customer (its learners, its
     licences, its orders) wait."""
-    if session.get_bind().dialect.name == "sqlite":
+    if not locks_rows(session):
         return
     await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import audit
 from db.directory import lock_customer
 from db.models import Customer, Learner, Licence, LicenceBlock, TrainingRecord
-from db.types import affected
+from db.types import affected, locks_rows
 from payloads.common import Actor
 from rules.errors import Conflict, NotFound
 from rules.licences import ALLOCATABLE, BlockKind, LearnerSource, LearnerStatus, LicenceStatus, check_allocation
@@ -175,7 +175,16 @@ async def add_learner(
 async def get_learner(
     session: AsyncSession, customer_id: uuid.UUID, learner_id: uuid.UUID, *, for_update: bool = False
 ) -> Learner:
-    """The customer's learner; `for_update` locks it (and reloads it) for a change that depends on its state."""
+    """The customer's learner; `for_update` locks it (and reloads it) for a change that depends on its state.
+
+    Its licence is locked before it: expiring a block locks the block's licences and then their holders, so a
+    change that freed a licence after locking its learner could deadlock with an expiry."""
+    if for_update and locks_rows(session):
+        await session.execute(
+            select(Licence.id)
+            .where(Licence.customer_id == customer_id, Licence.learner_id == learner_id)
+            .with_for_update()
+        )
     learner = await session.get(Learner, learner_id, with_for_update=for_update, populate_existing=for_update)
     if learner is None or learner.customer_id != customer_id:
         raise NotFound(f"learner {learner_id} not found")

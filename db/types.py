@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, DateTime, Dialect, Result
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
 
@@ -31,3 +32,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 def affected(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE touched (SQLAlchemy types `execute` as a plain Result)."""
     return cast(CursorResult[Any], result).rowcount
+
+
+def locks_rows(session: AsyncSession) -> bool:
+    """Whether the database locks single rows (PostgreSQL). SQLite's write transaction holds the whole database
+    from its start (db/session.py), so a row lock there would only cost a statement."""
+    return session.get_bind().dialect.name != "sqlite"

@@ -150,6 +150,35 @@ async def test_expiry_racing_an_allocation_leaves_no_active_learner_without_a_li
     assert await _state(sessions, newcomer.id) == (True, LearnerStatus.EXPIRED.value, 0)
 
 
+@pytest.mark.skipif(backend() != "postgresql", reason="SQLite takes the whole database's write lock up front")
+async def test_deleting_a_learner_while_its_block_expires_does_not_deadlock(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """The deletion has locked its learner when the expiry locks the block's licences and waits for the holders;
+    the deletion then frees the learner's licence. Locking the licence before the learner makes the expiry wait
+    for the deletion instead of each waiting for the other (which PostgreSQL ended by aborting one of them)."""
+    await factories.block(sessions, tenant, quantity=2, days=100)
+    leaving, staying = await _learner(sessions, tenant), await _learner(sessions, tenant)
+    async with sessions() as session:
+        block_id = (
+            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
+        ).scalar_one()
+    async with sessions.begin() as deleting:
+        await learners.get_learner(deleting, tenant.customer_id, leaving.id, for_update=True)
+        expiry = asyncio.create_task(
+            blocks.expire_block(
+                sessions, ExpireBlock(block_id=block_id, at=datetime.now(UTC), actor=SYSTEM, reason="term ended")
+            )
+        )
+        await asyncio.sleep(0.3)  # the expiry is under way
+        await learners.delete_learner(
+            deleting, customer_id=tenant.customer_id, learner_id=leaving.id, actor=SYSTEM, now=datetime.now(UTC)
+        )
+    expired = await expiry
+    assert (expired.licences_expired, expired.learners_expired) == (2, 1)
+    assert await _state(sessions, staying.id) == (True, LearnerStatus.EXPIRED.value, 0)
+
+
 async def test_deactivation_racing_an_allocation_leaves_the_learner_consistent(
     sessions: async_sessionmaker[AsyncSession], tenant: Tenant
 ) -> None:
