@@ -5,26 +5,28 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := rules payloads workflows activities db mail api licensing
 
-.PHONY: run test lint install clean histories fuzz bench
+.PHONY: run test lint install compile clean histories fuzz bench
 
-# Installing also compiles our sources: the worker's sandbox imports the workflow modules afresh for every
-# workflow it starts, and with their bytecode on disk loads them instead of compiling them each time (even where
-# PYTHONDONTWRITEBYTECODE is set).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/python -m compileall -q $(PACKAGES) worker.py
 	touch $(STAMP)
 
-install: $(STAMP)
+# Our sources compiled to bytecode, again whenever one changed: the worker's sandbox imports the workflow modules
+# afresh for every workflow it starts, and with their bytecode on disk loads them instead of compiling them each
+# time (PYTHONDONTWRITEBYTECODE, set here and in the image, stops Python from writing it itself).
+compile: $(STAMP)
+	$(BIN)/python -m compileall -q $(PACKAGES) worker.py
+
+install: compile
 
 ## Run the whole embedded stack: SQLite, the Temporal dev server (Web UI :8233), SMTP sink, worker, API :8000.
-run: $(STAMP)
+run: compile
 	$(BIN)/licensing dev
 
 ## Run the tests on SQLite; with LICENSING_TEST_DATABASE_URL set, on PostgreSQL as well.
-test: $(STAMP)
+test: compile
 	$(BIN)/pytest -q
 	@if [ -n "$$LICENSING_TEST_DATABASE_URL" ]; then \
 		echo "== the same suite on $$LICENSING_TEST_DATABASE_URL"; \
@@ -41,11 +43,11 @@ fuzz: $(STAMP)
 	$(BIN)/python -m scripts.fuzz
 
 ## Speed and memory as ratios against baselines measured in the same run (see docs/performance.md).
-bench: $(STAMP)
+bench: compile
 	$(BIN)/python -m scripts.bench
 
 ## Capture fresh workflow histories into tests/histories/ (see docs/changing-workflows.md).
-histories: $(STAMP)
+histories: compile
 	$(BIN)/python -m scripts.capture_histories
 
 clean:

@@ -55,6 +55,24 @@ async def test_assign_debits_stock_creates_the_block_and_emails_the_customer(
     assert [str(m["Subject"]) for m in assigned] == ["5 licences assigned to " + _name(smtp, tenant)]
 
 
+async def test_an_orders_own_transactions_run_as_local_activities(orders: Orders, tenant: factories.Tenant) -> None:
+    """Saving and deciding an order are short transactions: run in the worker that runs the workflow task and
+    recorded as markers, they cost the server no activity task each (docs/changing-workflows.md)."""
+    handle = await orders.request(tenant, 1)
+    await orders.assign(handle, tenant)
+    await decided(handle)
+    events = [event async for event in handle.fetch_history_events()]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.activity_task_scheduled_event_attributes.activity_type.name
+    ]
+    markers = [
+        e.marker_recorded_event_attributes.marker_name for e in events if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert (scheduled, markers.count("core_local_activity")) == ([], 2)
+
+
 def _name(smtp: SmtpServer, tenant: factories.Tenant) -> str:
     request = smtp.inbox.to(tenant.partner_manager.email)[0]
     return str(request["Subject"]).split(" requests ")[0]
