@@ -113,6 +113,8 @@ class LicenceOrder(Base):
     decided_at: Mapped[datetime | None]
     decided_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     reject_reason: Mapped[str | None] = mapped_column(Text)
+    # The workflow update that made the decision: the same decision run again is recognised by it.
+    decision_key: Mapped[str | None] = mapped_column(String(200))
 
 
 class LicenceBlock(Base):

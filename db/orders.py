@@ -118,16 +118,29 @@ async def _mark_decided(
     *,
     by: uuid.UUID | None,
     at: datetime,
+    key: str | None,
     reason: str | None = None,
 ) -> bool:
     """Move a requested order on; False when it had already left `requested` (the WHERE is the lock)."""
     moved = await session.execute(
         update(LicenceOrder)
         .where(LicenceOrder.id == order_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
-        .values(status=status.value, decided_at=at, decided_by_id=by, reject_reason=reason)
+        .values(status=status.value, decided_at=at, decided_by_id=by, reject_reason=reason, decision_key=key)
         .returning(LicenceOrder.id)
     )
     return moved.first() is not None
+
+
+def _decided_at(order: LicenceOrder) -> datetime:
+    assert order.decided_at is not None, "a decided order has its time"
+    return order.decided_at
+
+
+def _same_decision(order: LicenceOrder, status: OrderStatus, *, key: str | None, at: datetime) -> bool:
+    """Whether the order was decided by this very decision, run before (a retry, or a lost workflow task)."""
+    if order.status != status.value:
+        return False
+    return order.decision_key == key if key is not None else order.decided_at == at
 
 
 async def _debit_stock(session: AsyncSession, partner_id: uuid.UUID, quantity: int) -> int:
@@ -151,17 +164,18 @@ async def assign_order(
     """Debit the partner's stock and create the order's licence block, all or nothing."""
     async with sessions.begin() as session:
         order, block, fresh = await _assign(session, data)
+        decided_at = data.assigned_at if fresh else _decided_at(order)
         outcome = OrderOutcome(
             order_id=order.id,
             status=OrderStatus.ASSIGNED,
             block_id=block.id,
             starts_at=block.starts_at,
             expires_at=block.expires_at,
-            decided_at=data.assigned_at,
+            decided_at=decided_at,
         )
         if data.notify:
             written = await _notices(
-                session, order, OrderEvent.ASSIGNED, at=data.assigned_at, mail_from=mail_from, fresh=fresh, block=block
+                session, order, OrderEvent.ASSIGNED, at=decided_at, mail_from=mail_from, fresh=fresh, block=block
             )
             outcome.wrote(written)
     return outcome
@@ -170,9 +184,11 @@ async def assign_order(
 async def _assign(session: AsyncSession, data: AssignOrder) -> tuple[LicenceOrder, LicenceBlock, bool]:
     """The order and its new block, and True; or, for this very assignment retried, what it made and False."""
     order = await _load(session, data.order_id)
-    if not await _mark_decided(session, order.id, OrderStatus.ASSIGNED, by=data.actor.user_id, at=data.assigned_at):
+    if not await _mark_decided(
+        session, order.id, OrderStatus.ASSIGNED, by=data.actor.user_id, at=data.assigned_at, key=data.decision_key
+    ):
         order = await _load(session, data.order_id)
-        if order.status == OrderStatus.ASSIGNED.value and order.decided_at == data.assigned_at:
+        if _same_decision(order, OrderStatus.ASSIGNED, key=data.decision_key, at=data.assigned_at):
             found = await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))
             return order, found.scalar_one(), False
         decide(OrderStatus(order.status), OrderDecision.ASSIGN)
@@ -223,11 +239,12 @@ async def close_order(
     """Reject or cancel a requested order."""
     async with sessions.begin() as session:
         fresh = await _close(session, data)
-        outcome = OrderOutcome(order_id=data.order_id, status=data.status, decided_at=data.decided_at)
+        order = await _load(session, data.order_id)
+        decided_at = data.decided_at if fresh else _decided_at(order)
+        outcome = OrderOutcome(order_id=data.order_id, status=data.status, decided_at=decided_at)
         if data.notify:
-            order = await _load(session, data.order_id)
             event = OrderEvent.REJECTED if data.status is OrderStatus.REJECTED else OrderEvent.CANCELLED
-            written = await _notices(session, order, event, at=data.decided_at, mail_from=mail_from, fresh=fresh)
+            written = await _notices(session, order, event, at=decided_at, mail_from=mail_from, fresh=fresh)
             outcome.wrote(written)
     return outcome
 
@@ -236,10 +253,16 @@ async def _close(session: AsyncSession, data: CloseOrder) -> bool:
     """True if this call closed the order; False for this very decision, retried."""
     order = await _load(session, data.order_id)
     if not await _mark_decided(
-        session, order.id, data.status, by=data.actor.user_id, at=data.decided_at, reason=data.reason
+        session,
+        order.id,
+        data.status,
+        by=data.actor.user_id,
+        at=data.decided_at,
+        key=data.decision_key,
+        reason=data.reason,
     ):
         order = await _load(session, data.order_id)
-        if order.status == data.status.value and order.decided_at == data.decided_at:
+        if _same_decision(order, data.status, key=data.decision_key, at=data.decided_at):
             return False
         decide(OrderStatus(order.status), _DECISION_FOR[data.status])
     audit.record(

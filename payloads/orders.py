@@ -110,6 +110,8 @@ class AssignOrder(BaseModel):
     expires_at: datetime
     notify: bool = False
     start_term: LicenceTerm | None = None
+    # The update deciding it (see `CloseOrder.decision_key`).
+    decision_key: str | None = None
 
 
 class CloseOrder(BaseModel):
@@ -121,6 +123,11 @@ class CloseOrder(BaseModel):
     decided_at: datetime
     reason: str | None = None
     notify: bool = False
+    # The id of the update deciding it. A local activity that ran the decision in a workflow task lost with its
+    # worker runs again from the same update in a later task, with a later `decided_at`: the key, not the time,
+    # says it is the same decision. None (orders before local decisions): the time says it, as the activity's
+    # recorded input does not change.
+    decision_key: str | None = None
 
 
 class OrderEvent(StrEnum):

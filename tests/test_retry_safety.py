@@ -19,6 +19,7 @@ from licensing.temporal import postman
 from payloads.common import Role
 from payloads.email import DeliverEmail, EmailStatus
 from payloads.orders import AssignOrder, CloseOrder, LicenceTerm, OrderEvent, OrderNotice
+from rules.errors import OrderNotRequested
 from rules.orders import OrderStatus
 from tests import factories
 from tests.ordering import actor, new_order
@@ -88,6 +89,44 @@ async def test_assigning_twice_moves_the_stock_and_makes_the_licences_once(
     )
     stock = await factories.scalar(sessions, select(Partner.licence_stock).where(Partner.id == tenant.partner_id))
     assert (second == first, licences, stock) == (True, 4, 96)
+
+
+async def test_a_decision_run_again_later_by_the_same_update_is_the_same_decision(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    """A local activity lost with its worker's workflow task runs again from the same update at a later time: its
+    key says it is the same assignment (done once, answered as it was done); another update's is refused."""
+    order_id = await _persisted(sessions, tenant, 4)
+    first = _assignment(tenant, order_id, notify=True).model_copy(update={"decision_key": "update-1"})
+    later = first.model_copy(update={"assigned_at": NOW + timedelta(seconds=12)})
+    done = await orders.assign_order(sessions, first, mail_from=MAIL_FROM)
+    again = await orders.assign_order(sessions, later, mail_from=MAIL_FROM)
+    with pytest.raises(OrderNotRequested, match="already assigned"):
+        await orders.assign_order(sessions, later.model_copy(update={"decision_key": "update-2"}), mail_from=MAIL_FROM)
+    licences = await factories.scalar(
+        sessions, select(func.count()).select_from(Licence).where(Licence.customer_id == tenant.customer_id)
+    )
+    stock = await factories.scalar(sessions, select(Partner.licence_stock).where(Partner.id == tenant.partner_id))
+    assert (again == done, again.decided_at, licences, stock, len(await _emails_of(sessions, order_id))) == (
+        True,
+        NOW,
+        4,
+        96,
+        1,
+    )
+
+
+async def test_a_rejection_run_again_later_by_the_same_update_rejects_once(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    order_id = await _persisted(sessions, tenant, 4)
+    first = _rejection(tenant, order_id, "no budget", notify=True).model_copy(update={"decision_key": "update-1"})
+    later = first.model_copy(update={"decided_at": NOW + timedelta(seconds=12)})
+    done = await orders.close_order(sessions, first, mail_from=MAIL_FROM)
+    again = await orders.close_order(sessions, later, mail_from=MAIL_FROM)
+    with pytest.raises(OrderNotRequested, match="already rejected"):
+        await orders.close_order(sessions, later.model_copy(update={"decision_key": "update-2"}), mail_from=MAIL_FROM)
+    assert (again == done, again.decided_at, len(await _emails_of(sessions, order_id))) == (True, NOW, 1)
 
 
 async def test_rejecting_twice_rejects_once(

@@ -234,6 +234,11 @@ class LicenceOrderWorkflow:
             raise ApplicationError(refusal.message, type=refusal.type) from None
 
     async def _decide(self, decision: OrderDecision, activity: str, data: AssignOrder | CloseOrder) -> OrderOutcome:
+        update = workflow.current_update_info()
+        if self._local and update is not None:
+            # A local activity is recorded only when its workflow task completes: if that task is lost with its
+            # worker, the update runs again in the next one, at a later time; its id says it is the same decision.
+            data = data.model_copy(update={"decision_key": update.id})
         self._deciding = decision
         try:
             await workflow.wait_condition(lambda: self._persisted or self._refusal is not None)
