@@ -2,11 +2,13 @@
 the CPU each costs here and in the server), and a real worker process's memory with 10,000 sleeping terms."""
 
 import asyncio
+import contextlib
 import os
 import resource
+import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +22,6 @@ from temporalio.worker import Worker
 
 from api.main import create_app
 from licensing.config import Settings
-from licensing.temporal import build_worker
 from licensing.terms import start_licence_term
 from payloads.blocks import LicenceBlockInput
 from tests import factories
@@ -78,12 +79,12 @@ class BenchOrderShape:
         self.decided = True
 
 
-def _cpu_seconds() -> tuple[float, float, float]:
-    """CPU time used so far by this process (all its threads), by the Temporal server and by the SMTP relay
-    (the bench's child processes)."""
+def _cpu_seconds() -> tuple[float, float, float, float]:
+    """CPU time used so far by this process (all its threads), and by the bench's child processes: the Temporal
+    server, the SMTP relay and our worker (`python worker.py`)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     ticks = os.sysconf("SC_CLK_TCK")
-    server = relay = 0.0
+    server = relay = worker = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -95,9 +96,11 @@ def _cpu_seconds() -> tuple[float, float, float]:
         used = (int(fields[11]) + int(fields[12])) / ticks
         if b"aiosmtpd" in command:
             relay += used
+        elif b"worker.py" in command:
+            worker += used
         else:
             server += used
-    return own.ru_utime + own.ru_stime, server, relay
+    return own.ru_utime + own.ru_stime, server, relay, worker
 
 
 @dataclass
@@ -109,11 +112,22 @@ class _Tally:
     process_cpu: float = 0.0
     server_cpu: float = 0.0
     relay_cpu: float = 0.0
+    worker_cpu: float = 0.0
+
+    def add(self, items: int, seconds: float, before: tuple[float, ...], after: tuple[float, ...]) -> None:
+        self.items += items
+        self.seconds += seconds
+        used = [a - b for a, b in zip(after, before, strict=True)]
+        self.process_cpu += used[0]
+        self.server_cpu += used[1]
+        self.relay_cpu += used[2]
+        self.worker_cpu += used[3]
 
     def figures(self, label: str) -> dict[str, float]:
         return {
             f"{label}_per_second": self.items / self.seconds,
             f"{label}_process_cpu_ms_each": self.process_cpu * 1000 / self.items,
+            f"{label}_worker_cpu_ms_each": self.worker_cpu * 1000 / self.items,
             f"{label}_server_cpu_ms_each": self.server_cpu * 1000 / self.items,
             f"{label}_relay_cpu_ms_each": self.relay_cpu * 1000 / self.items,
         }
@@ -127,14 +141,37 @@ WARM_UP = 3
 ROUNDS = 2
 
 
-async def order_throughput(client: Client, settings: Settings, sessions: Sessions, count: int = 30) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def _worker_process(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A real `python worker.py` on the settings' task queue, polling once its metrics endpoint answers."""
+    metrics_address = f"127.0.0.1:{free_port()}"
+    worker = start_worker(env, settings, metrics_address=metrics_address)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{metrics_address}") as metrics:
+            while not await _answers(metrics):
+                assert worker.poll() is None, "the worker process exited"
+                await asyncio.sleep(0.2)
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait()
+
+
+async def order_throughput(
+    env: WorkflowEnvironment, settings: Settings, sessions: Sessions, count: int = 30
+) -> dict[str, float]:
+    """Our orders through the API (in this process) and `python worker.py` (a process of its own, as deployed:
+    DESIGN runs the API and the worker apart), against the baselines' workflows with their worker in this process.
+    Every process's CPU is counted: this one (API, HTTP client, the baselines' client and worker), the worker's,
+    the server's and the relay's."""
+    client = env.client
     # A customer may have 20 requests waiting at once: ten customers (each with its own partner) share the load.
     tenants = [await factories.tenant(sessions, stock=count * ROUNDS + WARM_UP) for _ in range(10)]
     app = create_app(settings, sessions=sessions, temporal=client)
     queue = f"bench-{uuid.uuid4()}"
     starter = BenchTermStarter(client, queue)
     async with (
-        build_worker(client, settings, sessions),
+        _worker_process(env, settings),
         Worker(
             client,
             task_queue=queue,
@@ -174,13 +211,7 @@ async def order_throughput(client: Client, settings: Settings, sessions: Session
             for label in list(kinds) if round_number % 2 == 0 else list(reversed(kinds)):
                 cpu, started = _cpu_seconds(), time.perf_counter()
                 await asyncio.gather(*(kinds[label](n) for n in range(count)))
-                seconds, after = time.perf_counter() - started, _cpu_seconds()
-                tally = tallies[label]
-                tally.items += count
-                tally.seconds += seconds
-                tally.process_cpu += after[0] - cpu[0]
-                tally.server_cpu += after[1] - cpu[1]
-                tally.relay_cpu += after[2] - cpu[2]
+                tallies[label].add(count, time.perf_counter() - started, cpu, _cpu_seconds())
     figures: dict[str, float] = {}
     for label, tally in tallies.items():
         figures |= tally.figures(label)
