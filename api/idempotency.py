@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import Request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,12 +23,12 @@ PREFIX = "/api/v1/"
 log = logging.getLogger(__name__)
 DESCRIPTION = (
     "Optional. A unique string (at most 200 characters) per operation: a repeat with the same key, by the same "
-    "caller, within 24 hours returns the first answer and changes nothing (Idempotent-Replayed: true). The same key "
-    "with a different body is 422; a repeat while the first is still running is 409 (a request whose answer never "
+    "caller, within 24 hours of its first use returns the first answer and changes nothing (Idempotent-Replayed: "
+    "true). The same key with a different body is 422; a repeat while the first is still running is 409 (a request whose answer never "
     "came, its server having stopped, counts as running for ten minutes). An answer of 500 or above is not kept, "
     "so a repeat of the same request runs again (another request with that key is still 422); the key of a "
-    "licence request or a CSV import also names the order or import it makes, so a repeat after a 503 (the order "
-    "may still be saved, the upload is saved) answers that same one instead of making another."
+    "licence request or a CSV import also names the order or import it makes while it is kept, so a repeat after a "
+    "503 (the order may still be saved, the upload is saved) answers that same one instead of making another."
 )
 
 
@@ -87,6 +88,8 @@ class Idempotency:
                     replayed=True,
                 )
             return
+        # The route may name what it makes after this use of the key (see `keyed_use`).
+        scope.setdefault("state", {})[_FIRST_USED] = claimed.first_used
         await self._first(scope, body, send, sessions, caller, key)
 
     async def _first(
@@ -138,6 +141,20 @@ async def _failed(sessions: async_sessionmaker[AsyncSession], caller: str, key: 
         await idempotency.fail(sessions, caller=caller, key=key)
     except OperationalError:
         log.warning("could not record that a keyed request failed; a retry may run after %s", ABANDONED_AFTER)
+
+
+_FIRST_USED = "idempotency_key_first_used"
+
+
+def keyed_use(request: Request) -> str | None:
+    """For a request with an Idempotency-Key: the key and its first use, the same for every retry while the key is
+    kept (24 hours) and different for the same key used again after it was forgotten. A route that names what it
+    makes after it (an order, an import) finds it again on a retry, and makes a new one on a later reuse."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    first_used = getattr(request.state, _FIRST_USED, None)
+    return key if first_used is None else f"{key}\n{first_used.isoformat()}"
 
 
 def _fingerprint(path: str, content_type: str, body: bytes) -> str:

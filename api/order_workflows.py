@@ -47,9 +47,10 @@ _KEYED_ORDERS = uuid.UUID("0d9e4c2a-51f7-4e8b-9a36-7c0f52be1d84")
 
 
 def new_order_id(idempotency_key: str | None, *, requester: uuid.UUID, customer_id: uuid.UUID, body: str) -> uuid.UUID:
-    """The id of a requested order. With an Idempotency-Key it follows from the key, the requester, the customer
-    and the request's body, so that a retry of an attempt that was not answered (a 503: the order may still be
-    saved) reaches the same workflow instead of making a second order; without a key, a fresh id."""
+    """The id of a requested order. With an Idempotency-Key it follows from the key's use (`keyed_use`), the
+    requester, the customer and the request's body, so that a retry of an attempt that was not answered (a 503:
+    the order may still be saved) reaches the same workflow instead of making a second order; without a key, a
+    fresh id."""
     if idempotency_key is None:
         return uuid.uuid4()
     return uuid.uuid5(_KEYED_ORDERS, "\n".join((str(requester), str(customer_id), body, idempotency_key)))

@@ -3,18 +3,19 @@
 A key is `running` while its request runs, `done` with the answer once it has one, and `failed` (its fingerprint
 kept) when the request failed on our side (an answer of 500 or above): a retry of the same request runs again,
 another request with that key is still refused. A key left `running` by a process that died, or that could not
-record the failure (the database away), is taken over by a retry once `ABANDONED_AFTER` has passed.
+record the failure (the database away), is taken over by a retry once `ABANDONED_AFTER` has passed since that
+attempt began (`claimed_at`). A key is kept for `KEPT_FOR` from its first use (`created_at`), which also tells
+one use of a key from a use of the same key after it was forgotten.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import IdempotentRequest
-from db.types import affected
 
 KEPT_FOR = timedelta(hours=24)
 # Far longer than any request runs (an order request answers within 30 s): a claim this old lost its request.
@@ -27,6 +28,7 @@ class Claim:
 
     new: bool
     earlier: IdempotentRequest | None = None
+    first_used: datetime | None = None  # when `new`: the key's first use, the same for every retry within its day
 
 
 def _retryable(fingerprint: str, now: datetime) -> ColumnElement[bool]:
@@ -35,7 +37,10 @@ def _retryable(fingerprint: str, now: datetime) -> ColumnElement[bool]:
         IdempotentRequest.fingerprint == fingerprint,
         or_(
             IdempotentRequest.status == "failed",
-            and_(IdempotentRequest.status == "running", IdempotentRequest.created_at < now - ABANDONED_AFTER),
+            and_(
+                IdempotentRequest.status == "running",
+                func.coalesce(IdempotentRequest.claimed_at, IdempotentRequest.created_at) < now - ABANDONED_AFTER,
+            ),
         ),
     )
 
@@ -50,18 +55,21 @@ async def claim(
         taken = await session.execute(
             update(IdempotentRequest)
             .where(*mine, _retryable(fingerprint, now))
-            .values(status="running", created_at=now)
+            .values(status="running", claimed_at=now)
+            .returning(IdempotentRequest.created_at)
             .execution_options(synchronize_session=False)
         )
-        if affected(taken):
-            return Claim(new=True)
+        if (first_used := taken.scalar_one_or_none()) is not None:
+            return Claim(new=True, first_used=first_used)
         earlier = (await session.execute(select(IdempotentRequest).where(*mine))).scalar_one_or_none()
         if earlier is not None:
             return Claim(new=False, earlier=earlier)
         session.add(
-            IdempotentRequest(caller=caller, key=key, fingerprint=fingerprint, status="running", created_at=now)
+            IdempotentRequest(
+                caller=caller, key=key, fingerprint=fingerprint, status="running", created_at=now, claimed_at=now
+            )
         )
-    return Claim(new=True)
+    return Claim(new=True, first_used=now)
 
 
 async def claim_or_race(

@@ -346,4 +346,5 @@ class IdempotentRequest(Base):
     response_status: Mapped[int | None]
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     content_type: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)  # the key's first use: it is kept 24 hours from then
+    claimed_at: Mapped[datetime | None]  # when its current attempt began (None: at `created_at`)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 from api import order_workflows
 from api.main import create_app
 from db import idempotency
-from db.models import Learner, LearnerImport, LicenceOrder
+from db.models import IdempotentRequest, Learner, LearnerImport, LicenceOrder
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from tests.factories import Tenant
@@ -200,6 +200,38 @@ async def test_a_keyed_upload_sent_again_is_the_same_request_whatever_its_multip
         422,
     )
     assert again.json()["id"] == first.json()["id"]
+
+
+async def _forget_after_a_day(sessions: async_sessionmaker[AsyncSession], key: str) -> None:
+    """As if the key had been used more than a day ago."""
+    async with sessions.begin() as session:
+        await session.execute(
+            update(IdempotentRequest)
+            .where(IdempotentRequest.key == key)
+            .values(created_at=datetime.now(UTC) - timedelta(hours=25))
+        )
+
+
+async def test_a_key_used_again_after_it_was_forgotten_makes_a_new_order_and_a_new_import(
+    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Keys are kept for a day: the same request with the same key a day later (a monthly job reusing its key)
+    is a new request, not the first one's retry."""
+    orders, imports = (
+        f"/customers/{tenant.customer_id}/licence-orders",
+        f"/customers/{tenant.customer_id}/learner-imports",
+    )
+    staff = ("staff.csv", b"email,name\r\neve@example.com,Eve\r\n", "text/csv")
+    made = []
+    for _ in range(2):
+        order = await api.post(orders, json={"quantity": 1}, headers=keyed(tenant.customer_manager.headers, "monthly"))
+        upload = await api.post(imports, files={"file": staff}, headers=keyed(tenant.customer_manager.headers, "file"))
+        made.append((order.status_code, order.json()["id"], upload.status_code, upload.json()["id"]))
+        await _forget_after_a_day(sessions, "monthly")
+        await _forget_after_a_day(sessions, "file")
+    (first_order, first_import), (second_order, second_import) = ((m[1], m[3]) for m in made)
+    assert [(m[0], m[2]) for m in made] == [(201, 202)] * 2
+    assert (second_order != first_order, second_import != first_import) == (True, True)
 
 
 def test_the_openapi_names_the_header_on_every_post(app: FastAPI) -> None:

@@ -81,9 +81,7 @@ async def import_learners(
     actor = auth.act_for_customer(caller, customer)
     if _size(file) > settings.import_max_bytes:
         raise TooLarge(f"the file is larger than {settings.import_max_bytes} bytes; split it into smaller files")
-    upload_id = _upload_id(
-        request.headers.get(idempotency.HEADER), requester=caller.user_id, customer_id=customer_id, file=file
-    )
+    upload_id = _upload_id(idempotency.keyed_use(request), requester=caller.user_id, customer_id=customer_id, file=file)
     async with sessions.begin() as session:
         upload = await session.get(LearnerImport, upload_id)
         if upload is None:

@@ -89,7 +89,7 @@ async def request_licences(
         raise InvalidInput(f"quantity: at most {settings.max_order_quantity} licences can be requested at once")
     customer = await directory.get_customer(reader, customer_id)
     actor = auth.act_for_customer(caller, customer)
-    key = request.headers.get(idempotency.HEADER)
+    key = idempotency.keyed_use(request)
     order_id = order_workflows.new_order_id(
         key, requester=caller.user_id, customer_id=customer.id, body=body.model_dump_json()
     )
