@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 DESCRIPTION = (
     "Optional. A unique string (at most 200 characters) per operation: a repeat with the same key, by the same "
     "caller, within 24 hours of its first use returns the first answer and changes nothing (Idempotent-Replayed: "
-    "true). The same key with a different body is 422; a repeat while the first is still running is 409 (a request whose answer never "
-    "came, its server having stopped, counts as running for ten minutes). An answer of 500 or above is not kept, "
-    "so a repeat of the same request runs again (another request with that key is still 422); the key of a "
-    "licence request or a CSV import also names the order or import it makes while it is kept, so a repeat after a "
-    "503 (the order may still be saved, the upload is saved) answers that same one instead of making another."
+    "true). The same key with a different body is 422; a repeat while the first is still running is 409 (a request "
+    "whose answer never came, its server having stopped, counts as running for ten minutes). An answer of 500 or "
+    "above is not kept, so a repeat of the same request runs again (another request with that key is still 422); the "
+    "key of a licence request or a CSV import also names the order or import it makes while it is kept, so a repeat "
+    "after a 503 (the order may still be saved, the upload is saved) answers that same one instead of making another."
 )
 
 
