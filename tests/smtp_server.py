@@ -1,5 +1,6 @@
 """A real SMTP server (aiosmtpd) for the tests: it keeps what it receives and can be told to refuse."""
 
+import asyncio
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -19,13 +20,17 @@ def free_port() -> int:
 
 @dataclass
 class Inbox:
-    """Messages received, and replies to give instead of accepting (e.g. ["421 busy", "421 busy"])."""
+    """Messages received, and replies to give instead of accepting (e.g. ["421 busy", "421 busy"]); `slow_seconds`
+    holds each message that long before answering, as a relay under load does."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    slow_seconds: float = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.slow_seconds:
+            await asyncio.sleep(self.slow_seconds)
         with self.lock:
             if self.refusals:
                 return self.refusals.pop(0)

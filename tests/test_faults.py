@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from db.models import Customer, Licence, OutboxEmail
+from db.models import Customer, Licence, LicenceBlock, LicenceOrder, OutboxEmail
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from licensing.terms import start_block_term
@@ -28,6 +28,69 @@ from workflows.block import block_workflow_id
 from workflows.search import ALL_KEYS
 
 ORDERS = 8
+
+
+async def test_an_assignment_sent_while_a_new_orders_first_task_is_lost_still_starts_its_term_and_emails(
+    api_alone: httpx.AsyncClient,
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    smtp: SmtpServer,
+    sessions: async_sessionmaker[AsyncSession],
+    workers: list[subprocess.Popen[bytes]],
+) -> None:
+    """Saving an order (a local activity) commits inside the workflow's first task, then emails the partner. The
+    worker dies there: the order is visible, so the partner assigns it, and that update reaches the next worker in
+    the same task as the workflow's start, before `run` has begun. The assignment must still be made as a new
+    order's is: with its key, its notices and emails, and its licence term."""
+    tenant = await factories.tenant(sessions, stock=100)
+    smtp.inbox.slow_seconds = 4  # the request's email holds the first task open
+    workers.append(start_worker(dev_server, settings))
+    request = asyncio.create_task(
+        api_alone.post(
+            f"/customers/{tenant.customer_id}/licence-orders",
+            json={"quantity": 2},
+            headers=tenant.customer_manager.headers,
+        )
+    )
+
+    async def saved() -> bool:
+        return bool(
+            await factories.scalar(sessions, select(func.count()).where(LicenceOrder.customer_id == tenant.customer_id))
+        )
+
+    await until(saved, 60)
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].wait()
+    smtp.inbox.slow_seconds = 0
+    async with sessions() as session:
+        order = (
+            await session.execute(select(LicenceOrder).where(LicenceOrder.customer_id == tenant.customer_id))
+        ).scalar_one()
+    assigning = asyncio.create_task(
+        api_alone.post(f"/licence-orders/{order.id}/assign", headers=tenant.partner_manager.headers)
+    )
+    await asyncio.sleep(1)
+    workers.append(start_worker(dev_server, settings))
+    await request
+    await assigning
+    handle = dev_server.client.get_workflow_handle(f"licence-order-{order.id}")
+
+    async def closed() -> bool:
+        return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+    await until(closed, 120)
+    async with sessions() as session:
+        decided = await session.get_one(LicenceOrder, order.id, populate_existing=True)
+        block_id = (
+            await session.execute(select(LicenceBlock.id).where(LicenceBlock.order_id == order.id))
+        ).scalar_one()
+    term = await dev_server.client.get_workflow_handle(block_workflow_id(block_id)).describe()
+    assert (decided.status, decided.decision_key is not None, term.status) == (
+        "assigned",
+        True,
+        WorkflowExecutionStatus.RUNNING,
+    )
+    assert len(smtp.inbox.to(tenant.customer_manager.email, about=" assigned ")) == 1
 
 
 async def test_a_worker_killed_while_orders_are_assigned_leaves_each_assigned_once(

@@ -6,6 +6,7 @@ learns at once whether it worked (a short stock is an `InsufficientStock` failur
 """
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -54,6 +55,15 @@ _EVENT_FOR = {
 
 
 _Result = TypeVar("_Result", bound=BaseModel)
+
+
+_LONG_UPDATE_IDS = uuid.UUID("8c1f4b7e-2d6a-4e39-9b50-3f7a1c9d2e64")
+
+
+def _decision_key(update_id: str) -> str:
+    """The update's id as the order keeps it (`licence_orders.decision_key` holds 200 characters; the API's ids
+    are uuids, a caller's own may be longer)."""
+    return update_id if len(update_id) <= 200 else str(uuid.uuid5(_LONG_UPDATE_IDS, update_id))
 
 
 def _refusal_in(error: ActivityError | ApplicationError) -> ApplicationError | None:
@@ -233,17 +243,24 @@ class LicenceOrderWorkflow:
         except OrderNotRequested as refusal:
             raise ApplicationError(refusal.message, type=refusal.type) from None
 
-    async def _decide(self, decision: OrderDecision, activity: str, data: AssignOrder | CloseOrder) -> OrderOutcome:
-        update = workflow.current_update_info()
-        if self._local and update is not None:
-            # A local activity is recorded only when its workflow task completes: if that task is lost with its
-            # worker, the update runs again in the next one, at a later time; its id says it is the same decision.
-            data = data.model_copy(update={"decision_key": update.id})
+    async def _decide(
+        self, decision: OrderDecision, activity: str, data_at: Callable[[datetime], AssignOrder | CloseOrder]
+    ) -> OrderOutcome:
+        """Run the decision's transaction once the order is saved, with the data `data_at` makes for that moment.
+        The data is made only then: in a run's first workflow task an update is handled before `run` has begun
+        (and set `_together` and `_local`), and a decision may arrive while the order is being saved."""
         self._deciding = decision
         try:
             await workflow.wait_condition(lambda: self._persisted or self._refusal is not None)
             if self._refusal is not None:
                 raise self._never_an_order(self._refusal)
+            data = data_at(workflow.now())
+            update = workflow.current_update_info()
+            if self._local and update is not None:
+                # A local activity is recorded only when its workflow task completes: if that task is lost with
+                # its worker, the update runs again in the next one, at a later time; its id says it is the same
+                # decision.
+                data = data.model_copy(update={"decision_key": _decision_key(update.id)})
             try:
                 outcome = await self._transaction(
                     activity, data, OrderOutcome, f"{decision.value.capitalize()} the order"
@@ -259,17 +276,17 @@ class LicenceOrderWorkflow:
 
     @workflow.update
     async def assign(self, request: AssignRequest) -> OrderOutcome:
-        now = workflow.now()
-        expires_at = add_duration(now, parse_duration(self._order.licence_term))
-        data = AssignOrder(
-            order_id=self._order.order_id,
-            actor=request.actor,
-            assigned_at=now,
-            expires_at=expires_at,
-            notify=self._together,
-            start_term=self._term() if self._together else None,
-        )
-        return await self._decide(OrderDecision.ASSIGN, "assign_order", data)
+        def data_at(now: datetime) -> AssignOrder:
+            return AssignOrder(
+                order_id=self._order.order_id,
+                actor=request.actor,
+                assigned_at=now,
+                expires_at=add_duration(now, parse_duration(self._order.licence_term)),
+                notify=self._together,
+                start_term=self._term() if self._together else None,
+            )
+
+        return await self._decide(OrderDecision.ASSIGN, "assign_order", data_at)
 
     @assign.validator
     def _validate_assign(self, request: AssignRequest) -> None:
@@ -277,15 +294,20 @@ class LicenceOrderWorkflow:
 
     @workflow.update
     async def reject(self, request: RejectRequest) -> OrderOutcome:
-        data = CloseOrder(
-            order_id=self._order.order_id,
-            actor=request.actor,
-            status=OrderStatus.REJECTED,
-            decided_at=workflow.now(),
-            reason=request.reason,
-            notify=self._together,
-        )
-        return await self._decide(OrderDecision.REJECT, "close_order", data)
+        return await self._decide(OrderDecision.REJECT, "close_order", self._closing(request, OrderStatus.REJECTED))
+
+    def _closing(self, request: RejectRequest | CancelRequest, status: OrderStatus) -> Callable[[datetime], CloseOrder]:
+        def data_at(now: datetime) -> CloseOrder:
+            return CloseOrder(
+                order_id=self._order.order_id,
+                actor=request.actor,
+                status=status,
+                decided_at=now,
+                reason=request.reason if isinstance(request, RejectRequest) else None,
+                notify=self._together,
+            )
+
+        return data_at
 
     @reject.validator
     def _validate_reject(self, request: RejectRequest) -> None:
@@ -293,14 +315,7 @@ class LicenceOrderWorkflow:
 
     @workflow.update
     async def cancel(self, request: CancelRequest) -> OrderOutcome:
-        data = CloseOrder(
-            order_id=self._order.order_id,
-            actor=request.actor,
-            status=OrderStatus.CANCELLED,
-            decided_at=workflow.now(),
-            notify=self._together,
-        )
-        return await self._decide(OrderDecision.CANCEL, "close_order", data)
+        return await self._decide(OrderDecision.CANCEL, "close_order", self._closing(request, OrderStatus.CANCELLED))
 
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
