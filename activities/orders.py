@@ -17,6 +17,8 @@ from payloads.orders import (
     OrderOutcome,
     OrderRegistered,
     PersistOrder,
+    RecoverDecision,
+    StoredDecision,
 )
 from rules.orders import OrderStatus
 
@@ -50,6 +52,18 @@ class OrderActivities:
     @business_errors_are_final
     async def close_order(self, data: CloseOrder) -> OrderOutcome:
         return await self._postman.sent(await orders.close_order(self._sessions, data, mail_from=self._mail_from))
+
+    @activity.defn(name="recover_order_decision")
+    @business_errors_are_final
+    async def recover_order_decision(self, data: RecoverDecision) -> StoredDecision:
+        """The decision the database holds for an order whose workflow lost the update that made it: its term
+        started (once, however often this runs) and its emails sent, as the deciding activity would have."""
+        outcome = await orders.stored_decision(self._sessions, data.order_id, mail_from=self._mail_from)
+        if outcome is None:
+            return StoredDecision()
+        if outcome.status is OrderStatus.ASSIGNED:
+            await terms.start_licence_term(self._client, self._task_queue, data.term.of(outcome))
+        return StoredDecision(outcome=await self._postman.sent(outcome))
 
     @activity.defn(name="notify_order_event")
     @business_errors_are_final

@@ -143,6 +143,28 @@ def _same_decision(order: LicenceOrder, status: OrderStatus, *, key: str | None,
     return order.decision_key == key if key is not None else order.decided_at == at
 
 
+async def stored_decision(
+    sessions: async_sessionmaker[AsyncSession], order_id: uuid.UUID, *, mail_from: str
+) -> OrderOutcome | None:
+    """The decision the database holds for an order, with the notices its transaction wrote (the same ids come
+    back); None while it is requested. For a workflow whose update was lost after its transaction committed."""
+    async with sessions.begin() as session:
+        order = await _load(session, order_id)
+        status = OrderStatus(order.status)
+        if status is OrderStatus.REQUESTED:
+            return None
+        outcome = OrderOutcome(order_id=order.id, status=status, decided_at=_decided_at(order))
+        block = None
+        if status is OrderStatus.ASSIGNED:
+            block = (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))).scalar_one()
+            outcome.block_id, outcome.starts_at, outcome.expires_at = block.id, block.starts_at, block.expires_at
+        event = OrderEvent(status.value)
+        written = await _notices(
+            session, order, event, at=_decided_at(order), mail_from=mail_from, fresh=False, block=block
+        )
+        return outcome.wrote(written)
+
+
 async def _debit_stock(session: AsyncSession, partner_id: uuid.UUID, quantity: int) -> int:
     debited = await session.execute(
         update(Partner)

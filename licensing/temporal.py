@@ -68,6 +68,7 @@ def activities(settings: Settings, sessions: async_sessionmaker[AsyncSession], c
         orders.persist_order,
         orders.assign_order,
         orders.close_order,
+        orders.recover_order_decision,
         orders.notify_order_event,
         blocks.start_licence_term,
         blocks.expire_block,

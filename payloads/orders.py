@@ -130,6 +130,20 @@ class CloseOrder(BaseModel):
     decision_key: str | None = None
 
 
+class RecoverDecision(BaseModel):
+    """Look for a decision the database holds for an order its workflow still takes for requested; `term`: to
+    start the licence term of an assignment found."""
+
+    order_id: uuid.UUID
+    term: LicenceTerm
+
+
+class StoredDecision(BaseModel):
+    """The decision found (with its emails still due), or None: the order is requested."""
+
+    outcome: OrderOutcome | None = None
+
+
 class OrderEvent(StrEnum):
     REQUESTED = "requested"
     REMINDER = "reminder"

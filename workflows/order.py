@@ -27,7 +27,9 @@ with workflow.unsafe.imports_passed_through():
         OrderOutcome,
         OrderRegistered,
         PersistOrder,
+        RecoverDecision,
         RejectRequest,
+        StoredDecision,
     )
     from rules.durations import add_duration, parse_duration
     from rules.errors import Conflict, OrderNotRequested
@@ -43,6 +45,12 @@ NOTICES_WITH_DECISIONS = "notices-with-decisions"
 # workflow's task, recorded in the history as a marker, without a trip through the server's activity queue (both
 # are single short transactions). Orders started before it schedule them as activities, as they did.
 LOCAL_ORDER_STEPS = "order-steps-local"
+
+# Since this patch, an order waiting for a decision looks in the database before each reminder, and a decision
+# refused as already made takes the made one on: a local activity is recorded only with its workflow task, so an
+# update the server lost (a restart, before that task completed) can leave a committed decision the workflow never
+# saw. Only orders with LOCAL_ORDER_STEPS can meet it: an activity is scheduled after its update is accepted.
+RECOVER_STORED_DECISIONS = "recover-stored-decisions"
 
 # The `OrderStatus` search attribute of a request that was refused before it became an order (no order exists).
 REFUSED = "refused"
@@ -167,9 +175,27 @@ class LicenceOrderWorkflow:
 
     async def _transaction(self, activity: str, data: BaseModel, result_type: type[_Result], summary: str) -> _Result:
         """One of the order's own transactions (saving it, deciding it), as a local activity since
-        LOCAL_ORDER_STEPS."""
-        run = workflow.execute_local_activity if self._local else workflow.execute_activity
-        result: _Result = await run(activity, data, result_type=result_type, summary=summary, **options.DATABASE)
+        LOCAL_ORDER_STEPS. A local activity that keeps failing (the database away) hands the same transaction to
+        an activity, which retries until it succeeds; the transaction knows itself if an attempt had committed."""
+        if self._local:
+            try:
+                local: _Result = await workflow.execute_local_activity(
+                    activity, data, result_type=result_type, summary=summary, **options.LOCAL_DATABASE
+                )
+                return local
+            except (ActivityError, ApplicationError) as error:  # its attempts used up, by failures or timeouts
+                refusal = _refusal_in(error)
+                if refusal is not None and refusal.non_retryable:
+                    raise  # a business refusal: the caller's answer
+                workflow.logger.warning(
+                    "%s failed %d times in the worker (%s); retrying it as an activity",
+                    activity,
+                    options.LOCAL_DATABASE_ATTEMPTS,
+                    error,
+                )
+        result: _Result = await workflow.execute_activity(
+            activity, data, result_type=result_type, summary=summary, **options.DATABASE
+        )
         return result
 
     async def _wait_for_decision(self) -> None:
@@ -193,6 +219,9 @@ class LicenceOrderWorkflow:
                     pass
             # A decision in flight may still fail (short stock): remind only if it did.
             await workflow.wait_condition(lambda: self._deciding is None)
+            if self._outcome is None:
+                await self._recover_stored_decision()
+                await workflow.wait_condition(lambda: self._deciding is None)  # one may have begun meanwhile
             if self._outcome is None:
                 self._reminders_sent += 1
                 await self._notify(OrderEvent.REMINDER, sequence=self._reminders_sent)
@@ -266,13 +295,39 @@ class LicenceOrderWorkflow:
                     activity, data, OrderOutcome, f"{decision.value.capitalize()} the order"
                 )
             except (ActivityError, ApplicationError) as error:
-                raise _business_failure(error) from None
+                failure = _business_failure(error)
+                if failure.type == OrderNotRequested.type:
+                    await self._recover_stored_decision()  # the database says decided: by whom this run never saw?
+                raise failure from None
         finally:
             self._deciding = None
+        self._decided(outcome)
+        return outcome
+
+    def _decided(self, outcome: OrderOutcome) -> None:
         self._status = outcome.status
         self._outcome = outcome
         workflow.upsert_search_attributes([search.ORDER_STATUS.value_set(outcome.status.value)])
-        return outcome
+
+    async def _recover_stored_decision(self) -> None:
+        """Take on the decision the database holds for this order if this run has not seen it (its update was
+        lost after its transaction committed): its term and emails are seen to, and the run goes on to its end."""
+        if self._outcome is not None or not self._local or not workflow.patched(RECOVER_STORED_DECISIONS):
+            return
+        found = await workflow.execute_activity(
+            "recover_order_decision",
+            RecoverDecision(order_id=self._order.order_id, term=self._term()),
+            result_type=StoredDecision,
+            summary="Look for a decision this run has not seen",
+            **options.DATABASE,
+        )
+        if found.outcome is not None and self._outcome is None:
+            workflow.logger.warning(
+                "order %s was %s by a decision whose update this run never saw; taking it on",
+                self._order.order_id,
+                found.outcome.status.value,
+            )
+            self._decided(found.outcome)
 
     @workflow.update
     async def assign(self, request: AssignRequest) -> OrderOutcome:
