@@ -49,7 +49,8 @@ class Orders:
         self.env, self.settings = env, settings
         self.started: list[OrderHandle] = []
 
-    async def request(self, tenant: factories.Tenant, quantity: int) -> OrderHandle:
+    async def request(self, tenant: factories.Tenant, quantity: int, *, registered: bool = True) -> OrderHandle:
+        """Start an order; `registered`: and wait until it is saved, as the API does."""
         new_id = uuid.uuid4()
         handle = await self.env.client.start_workflow(
             LicenceOrderWorkflow.run,
@@ -67,7 +68,8 @@ class Orders:
             search_attributes=for_order(tenant.partner_id, tenant.customer_id, OrderStatus.REQUESTED.value),
         )
         self.started.append(handle)
-        await handle.execute_update(LicenceOrderWorkflow.registered)
+        if registered:
+            await handle.execute_update(LicenceOrderWorkflow.registered)
         return handle
 
     async def assign(self, handle: OrderHandle, tenant: factories.Tenant) -> OrderOutcome:

@@ -5,6 +5,7 @@ Workflow id `licence-order-{order_id}`. Decisions arrive as updates: their valid
 learns at once whether it worked (a short stock is an `InsufficientStock` failure; the order stays requested).
 """
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from payloads.orders import (
@@ -98,6 +99,7 @@ class LicenceOrderWorkflow:
         self._requested_at: datetime | None = order.waiting_since
         self._status = OrderStatus.REQUESTED
         self._deciding: OrderDecision | None = None
+        self._checking = False  # looking for a decision this run has not seen (RECOVER_STORED_DECISIONS)
         self._outcome: OrderOutcome | None = None
         self._reminders_sent = order.reminders_sent
         self._refusal: ApplicationError | None = None  # why saving the order was refused (no order exists)
@@ -183,15 +185,13 @@ class LicenceOrderWorkflow:
                     activity, data, result_type=result_type, summary=summary, **options.LOCAL_DATABASE
                 )
                 return local
-            except (ActivityError, ApplicationError) as error:  # its attempts used up, by failures or timeouts
+            except (ActivityError, ApplicationError) as error:
                 refusal = _refusal_in(error)
-                if refusal is not None and refusal.non_retryable:
-                    raise  # a business refusal: the caller's answer
+                if is_cancelled_exception(error) or (refusal is not None and refusal.non_retryable):
+                    raise  # the workflow cancelled, or a business refusal: the caller's answer
+                # Its attempts used up, by failures or timeouts.
                 workflow.logger.warning(
-                    "%s failed %d times in the worker (%s); retrying it as an activity",
-                    activity,
-                    options.LOCAL_DATABASE_ATTEMPTS,
-                    error,
+                    "%s kept failing in the worker (%s); retrying it as an activity", activity, error
                 )
         result: _Result = await workflow.execute_activity(
             activity, data, result_type=result_type, summary=summary, **options.DATABASE
@@ -267,6 +267,10 @@ class LicenceOrderWorkflow:
                 f"the order is being {self._deciding.past} right now; try again in a moment",
                 type=OrderNotRequested.type,
             )
+        if self._checking:
+            raise ApplicationError(
+                "the order's decision is being checked right now; try again in a moment", type=OrderNotRequested.type
+            )
         try:
             decide(self._status, decision)
         except OrderNotRequested as refusal:
@@ -283,6 +287,15 @@ class LicenceOrderWorkflow:
             await workflow.wait_condition(lambda: self._persisted or self._refusal is not None)
             if self._refusal is not None:
                 raise self._never_an_order(self._refusal)
+            # A check for a decision this run has not seen, begun as this update arrived, ends first (one
+            # transaction at a time sends an order's emails); it may have found the order decided.
+            await workflow.wait_condition(lambda: not self._checking)
+            if self._outcome is not None:
+                raise ApplicationError(
+                    f"the order is already {self._status.value}; only a requested order can be {decision.past}",
+                    type=OrderNotRequested.type,
+                    non_retryable=True,
+                )
             data = data_at(workflow.now())
             update = workflow.current_update_info()
             if self._local and update is not None:
@@ -297,7 +310,10 @@ class LicenceOrderWorkflow:
             except (ActivityError, ApplicationError) as error:
                 failure = _business_failure(error)
                 if failure.type == OrderNotRequested.type:
-                    await self._recover_stored_decision()  # the database says decided: by whom this run never saw?
+                    # The database says decided: by an update this run never saw? The caller's answer stays the
+                    # refusal, whatever the check finds or however it fails.
+                    with contextlib.suppress(ActivityError):
+                        await self._recover_stored_decision()
                 raise failure from None
         finally:
             self._deciding = None
@@ -314,13 +330,17 @@ class LicenceOrderWorkflow:
         lost after its transaction committed): its term and emails are seen to, and the run goes on to its end."""
         if self._outcome is not None or not self._local or not workflow.patched(RECOVER_STORED_DECISIONS):
             return
-        found = await workflow.execute_activity(
-            "recover_order_decision",
-            RecoverDecision(order_id=self._order.order_id, term=self._term()),
-            result_type=StoredDecision,
-            summary="Look for a decision this run has not seen",
-            **options.DATABASE,
-        )
+        self._checking = True  # no decision's transaction runs meanwhile: its emails could go out twice
+        try:
+            found = await workflow.execute_activity(
+                "recover_order_decision",
+                RecoverDecision(order_id=self._order.order_id, term=self._term()),
+                result_type=StoredDecision,
+                summary="Look for a decision this run has not seen",
+                **options.DATABASE,
+            )
+        finally:
+            self._checking = False
         if found.outcome is not None and self._outcome is None:
             workflow.logger.warning(
                 "order %s was %s by a decision whose update this run never saw; taking it on",
