@@ -5,7 +5,6 @@ Workflow id `licence-order-{order_id}`. Decisions arrive as updates: their valid
 learns at once whether it worked (a short stock is an `InsufficientStock` failure; the order stays requested).
 """
 
-import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -287,15 +286,6 @@ class LicenceOrderWorkflow:
             await workflow.wait_condition(lambda: self._persisted or self._refusal is not None)
             if self._refusal is not None:
                 raise self._never_an_order(self._refusal)
-            # A check for a decision this run has not seen, begun as this update arrived, ends first (one
-            # transaction at a time sends an order's emails); it may have found the order decided.
-            await workflow.wait_condition(lambda: not self._checking)
-            if self._outcome is not None:
-                raise ApplicationError(
-                    f"the order is already {self._status.value}; only a requested order can be {decision.past}",
-                    type=OrderNotRequested.type,
-                    non_retryable=True,
-                )
             data = data_at(workflow.now())
             update = workflow.current_update_info()
             if self._local and update is not None:
@@ -312,8 +302,10 @@ class LicenceOrderWorkflow:
                 if failure.type == OrderNotRequested.type:
                     # The database says decided: by an update this run never saw? The caller's answer stays the
                     # refusal, whatever the check finds or however it fails.
-                    with contextlib.suppress(ActivityError):
+                    try:
                         await self._recover_stored_decision()
+                    except ActivityError as check:
+                        workflow.logger.warning("looking for a stored decision failed: %s", check)
                 raise failure from None
         finally:
             self._deciding = None
