@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.durations import add_duration, parse_duration
     from rules.errors import Conflict, OrderNotRequested
     from rules.orders import OrderDecision, OrderStatus, decide
-    from workflows import options, search
+    from workflows import decisions, options, search
     from workflows.notices import deliver_emails, send_notices
 
 # Since this patch, the order's own activities write the notices of what they change in the same transaction
@@ -65,30 +65,6 @@ _EVENT_FOR = {
 _Result = TypeVar("_Result", bound=BaseModel)
 
 
-_LONG_UPDATE_IDS = uuid.UUID("8c1f4b7e-2d6a-4e39-9b50-3f7a1c9d2e64")
-
-
-def _decision_key(update_id: str) -> str:
-    """The update's id as the order keeps it (`licence_orders.decision_key` holds 200 characters; the API's ids
-    are uuids, a caller's own may be longer)."""
-    return update_id if len(update_id) <= 200 else str(uuid.uuid5(_LONG_UPDATE_IDS, update_id))
-
-
-def _refusal_in(error: ActivityError | ApplicationError) -> ApplicationError | None:
-    """The business refusal a transaction failed with: an activity's failure wraps it, a local activity's
-    failure is the refusal itself."""
-    cause = error.cause if isinstance(error, ActivityError) else error
-    return cause if isinstance(cause, ApplicationError) else None
-
-
-def _business_failure(error: ActivityError | ApplicationError) -> ApplicationError:
-    """Hand a transaction's business refusal to the update's caller with its type intact."""
-    refusal = _refusal_in(error)
-    if refusal is not None:
-        return ApplicationError(refusal.message, type=refusal.type, non_retryable=True)
-    return ApplicationError(str(error), type="ActivityFailed", non_retryable=True)
-
-
 @workflow.defn
 class LicenceOrderWorkflow:
     @workflow.init
@@ -114,11 +90,11 @@ class LicenceOrderWorkflow:
             try:
                 email_ids = await self._persist()
             except (ActivityError, ApplicationError) as error:
-                refusal = _refusal_in(error)
+                refusal = decisions.refusal_in(error)
                 if refusal is None or refusal.type != Conflict.type:
                     raise  # not the refusal below (a cancellation): the workflow fails, for an operator to see
                 # A refusal (the customer had too many requests waiting): no order was saved.
-                self._refusal = _business_failure(error)
+                self._refusal = decisions.business_failure(error)
                 workflow.upsert_search_attributes([search.ORDER_STATUS.value_set(REFUSED)])
                 workflow.set_current_details(f"Refused, no order was saved: {self._refusal.message}")
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -185,7 +161,7 @@ class LicenceOrderWorkflow:
                 )
                 return local
             except (ActivityError, ApplicationError) as error:
-                refusal = _refusal_in(error)
+                refusal = decisions.refusal_in(error)
                 if is_cancelled_exception(error) or (refusal is not None and refusal.non_retryable):
                     raise  # the workflow cancelled, or a business refusal: the caller's answer
                 # Its attempts used up, by failures or timeouts.
@@ -292,13 +268,13 @@ class LicenceOrderWorkflow:
                 # A local activity is recorded only when its workflow task completes: if that task is lost with
                 # its worker, the update runs again in the next one, at a later time; its id says it is the same
                 # decision.
-                data = data.model_copy(update={"decision_key": _decision_key(update.id)})
+                data = data.model_copy(update={"decision_key": decisions.key(update.id)})
             try:
                 outcome = await self._transaction(
                     activity, data, OrderOutcome, f"{decision.value.capitalize()} the order"
                 )
             except (ActivityError, ApplicationError) as error:
-                failure = _business_failure(error)
+                failure = decisions.business_failure(error)
                 if failure.type == OrderNotRequested.type:
                     # The database says decided: by an update this run never saw? The caller's answer stays the
                     # refusal, whatever the check finds or however it fails.
