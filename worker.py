@@ -25,10 +25,15 @@ async def main() -> None:
     worker = build_worker(client, settings, sessions)
     repaired = await reconcile(client, settings, sessions, blocks_since=datetime.now(UTC) - RECENT_BLOCKS)
     log.info(
-        "checked %d licence terms and %d imports for their workflows; ended %d trial blocks of upgraded customers",
+        "checked %d licence terms and %d imports for their workflows; ended %d trial blocks of upgraded customers; "
+        "checked %d waiting orders, started %d of their workflows again; "
+        "started %d ended terms of running blocks again",
         repaired.terms,
         repaired.imports,
         repaired.trials_ended,
+        repaired.orders,
+        repaired.orders_resumed,
+        repaired.terms_started_again,
     )
     log.info(
         "worker polling %s on %s (%s)", settings.task_queue, settings.temporal_address, settings.temporal_namespace

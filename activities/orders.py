@@ -12,6 +12,7 @@ from mail.postman import Postman
 from payloads.orders import (
     AssignOrder,
     CloseOrder,
+    LicenceTerm,
     NoticeResult,
     OrderNotice,
     OrderOutcome,
@@ -44,9 +45,7 @@ class OrderActivities:
         """The assignment (and its notices) in one transaction; then, if asked, the new block's term workflow,
         started once however often this is retried."""
         outcome = await orders.assign_order(self._sessions, data, mail_from=self._mail_from)
-        if data.start_term is not None and outcome.status is OrderStatus.ASSIGNED:
-            await terms.start_licence_term(self._client, self._task_queue, data.start_term.of(outcome))
-        return await self._postman.sent(outcome)
+        return await self._announce(outcome, data.start_term)
 
     @activity.defn(name="close_order")
     @business_errors_are_final
@@ -61,9 +60,13 @@ class OrderActivities:
         outcome = await orders.stored_decision(self._sessions, data.order_id, mail_from=self._mail_from)
         if outcome is None:
             return StoredDecision()
-        if outcome.status is OrderStatus.ASSIGNED:
-            await terms.start_licence_term(self._client, self._task_queue, data.term.of(outcome))
-        return StoredDecision(outcome=await self._postman.sent(outcome))
+        return StoredDecision(outcome=await self._announce(outcome, data.term))
+
+    async def _announce(self, outcome: OrderOutcome, term: LicenceTerm | None) -> OrderOutcome:
+        """A committed decision's follow-up: an assignment's term started (if asked), then its emails sent."""
+        if term is not None and outcome.status is OrderStatus.ASSIGNED:
+            await terms.start_licence_term(self._client, self._task_queue, term.of(outcome))
+        return await self._postman.sent(outcome)
 
     @activity.defn(name="notify_order_event")
     @business_errors_are_final

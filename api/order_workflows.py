@@ -12,6 +12,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.errors import ServiceUnavailable
 from licensing.config import Settings
+from licensing.orders import order_workflow_id
 from payloads.common import Actor
 from payloads.orders import (
     AssignRequest,
@@ -37,10 +38,6 @@ async def _answer(call: Awaitable[T], still_running: str) -> T:
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         # The client gave up waiting (or the server's long poll did): the workflow may still finish the work.
         raise ServiceUnavailable(still_running) from None
-
-
-def workflow_id(order_id: uuid.UUID) -> str:
-    return f"licence-order-{order_id}"
 
 
 _KEYED_ORDERS = uuid.UUID("0d9e4c2a-51f7-4e8b-9a36-7c0f52be1d84")
@@ -81,7 +78,7 @@ async def request_order(
             reminder_after=settings.order_reminder_after,
             waiting_limit=settings.max_open_orders_per_customer,
         ),
-        id=workflow_id(order_id),
+        id=order_workflow_id(order_id),
         task_queue=settings.task_queue,
         # A keyed retry joins the workflow its first attempt started, and never starts a second one once it ended.
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -99,25 +96,39 @@ async def request_order(
         return None
 
 
-async def assign(client: Client, order_id: uuid.UUID, actor: Actor) -> OrderOutcome:
-    handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, workflow_id(order_id))
-    return await _answer(
-        handle.execute_update(LicenceOrderWorkflow.assign, AssignRequest(actor=actor)),
-        f"the decision on order {order_id} is still being processed; read the order again in a moment",
-    )
+Resumed = WithStartWorkflowOperation[LicenceOrderWorkflow, OrderOutcome | None]
+_STILL_DECIDING = "the decision on order {} is still being processed; read the order again in a moment"
 
 
-async def reject(client: Client, order_id: uuid.UUID, actor: Actor, reason: str) -> OrderOutcome:
-    handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, workflow_id(order_id))
-    return await _answer(
-        handle.execute_update(LicenceOrderWorkflow.reject, RejectRequest(actor=actor, reason=reason)),
-        f"the decision on order {order_id} is still being processed; read the order again in a moment",
-    )
+async def _decision(
+    client: Client,
+    order_id: uuid.UUID,
+    update: str,
+    request: AssignRequest | RejectRequest | CancelRequest,
+    resumed: Resumed | None,
+) -> OrderOutcome:
+    """The decision sent to the order's workflow; with `resumed`, to a run started for it (the previous one had
+    ended without deciding the order), the decision first."""
+    if resumed is None:
+        handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, order_workflow_id(order_id))
+        call = handle.execute_update(update, request, result_type=OrderOutcome)
+    else:
+        call = client.execute_update_with_start_workflow(
+            update, request, start_workflow_operation=resumed, result_type=OrderOutcome
+        )
+    return await _answer(call, _STILL_DECIDING.format(order_id))
 
 
-async def cancel(client: Client, order_id: uuid.UUID, actor: Actor) -> OrderOutcome:
-    handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, workflow_id(order_id))
-    return await _answer(
-        handle.execute_update(LicenceOrderWorkflow.cancel, CancelRequest(actor=actor)),
-        f"the decision on order {order_id} is still being processed; read the order again in a moment",
-    )
+async def assign(client: Client, order_id: uuid.UUID, actor: Actor, resumed: Resumed | None = None) -> OrderOutcome:
+    return await _decision(client, order_id, "assign", AssignRequest(actor=actor), resumed)
+
+
+async def reject(
+    client: Client, order_id: uuid.UUID, actor: Actor, reason: str, resumed: Resumed | None = None
+) -> OrderOutcome:
+    request = RejectRequest(actor=actor, reason=reason)
+    return await _decision(client, order_id, "reject", request, resumed)
+
+
+async def cancel(client: Client, order_id: uuid.UUID, actor: Actor, resumed: Resumed | None = None) -> OrderOutcome:
+    return await _decision(client, order_id, "cancel", CancelRequest(actor=actor), resumed)

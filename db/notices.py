@@ -98,6 +98,8 @@ _TO_CUSTOMER = {OrderEvent.ASSIGNED, OrderEvent.REJECTED}
 
 async def _recipients(session: AsyncSession, order: LicenceOrder, event: OrderEvent) -> list[User]:
     scope = User.customer_id == order.customer_id if event in _TO_CUSTOMER else User.partner_id == order.partner_id
+    if event is OrderEvent.CANCELLED and order.decided_by_id is None:  # by the service: both sides are told
+        scope = (User.customer_id == order.customer_id) | (User.partner_id == order.partner_id)
     return list((await session.execute(select(User).where(scope).order_by(User.email))).scalars())
 
 

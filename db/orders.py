@@ -153,16 +153,27 @@ async def stored_decision(
         status = OrderStatus(order.status)
         if status is OrderStatus.REQUESTED:
             return None
-        outcome = OrderOutcome(order_id=order.id, status=status, decided_at=_decided_at(order))
-        block = None
-        if status is OrderStatus.ASSIGNED:
-            block = (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))).scalar_one()
-            outcome.block_id, outcome.starts_at, outcome.expires_at = block.id, block.starts_at, block.expires_at
-        event = OrderEvent(status.value)
+        block = await _block_of(session, order.id) if status is OrderStatus.ASSIGNED else None
+        outcome = _outcome(order, status, _decided_at(order), block)
+        event = OrderEvent.of_decision(status)
         written = await _notices(
             session, order, event, at=_decided_at(order), mail_from=mail_from, fresh=False, block=block
         )
         return outcome.wrote(written)
+
+
+async def _block_of(session: AsyncSession, order_id: uuid.UUID) -> LicenceBlock:
+    """The block an assigned order made."""
+    return (await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order_id))).scalar_one()
+
+
+def _outcome(
+    order: LicenceOrder, status: OrderStatus, decided_at: datetime, block: LicenceBlock | None = None
+) -> OrderOutcome:
+    outcome = OrderOutcome(order_id=order.id, status=status, decided_at=decided_at)
+    if block is not None:
+        outcome.block_id, outcome.starts_at, outcome.expires_at = block.id, block.starts_at, block.expires_at
+    return outcome
 
 
 async def _debit_stock(session: AsyncSession, partner_id: uuid.UUID, quantity: int) -> int:
@@ -187,14 +198,7 @@ async def assign_order(
     async with sessions.begin() as session:
         order, block, fresh = await _assign(session, data)
         decided_at = data.assigned_at if fresh else _decided_at(order)
-        outcome = OrderOutcome(
-            order_id=order.id,
-            status=OrderStatus.ASSIGNED,
-            block_id=block.id,
-            starts_at=block.starts_at,
-            expires_at=block.expires_at,
-            decided_at=decided_at,
-        )
+        outcome = _outcome(order, OrderStatus.ASSIGNED, decided_at, block)
         if data.notify:
             written = await _notices(
                 session, order, OrderEvent.ASSIGNED, at=decided_at, mail_from=mail_from, fresh=fresh, block=block
@@ -211,8 +215,7 @@ async def _assign(session: AsyncSession, data: AssignOrder) -> tuple[LicenceOrde
     ):
         order = await _load(session, data.order_id)
         if _same_decision(order, OrderStatus.ASSIGNED, key=data.decision_key, at=data.assigned_at):
-            found = await session.execute(select(LicenceBlock).where(LicenceBlock.order_id == order.id))
-            return order, found.scalar_one(), False
+            return order, await _block_of(session, order.id), False
         decide(OrderStatus(order.status), OrderDecision.ASSIGN)
     remaining = await _debit_stock(session, order.partner_id, order.quantity)
     block = await blocks.create_block(
@@ -263,9 +266,9 @@ async def close_order(
         fresh = await _close(session, data)
         order = await _load(session, data.order_id)
         decided_at = data.decided_at if fresh else _decided_at(order)
-        outcome = OrderOutcome(order_id=data.order_id, status=data.status, decided_at=decided_at)
+        outcome = _outcome(order, data.status, decided_at)
         if data.notify:
-            event = OrderEvent.REJECTED if data.status is OrderStatus.REJECTED else OrderEvent.CANCELLED
+            event = OrderEvent.of_decision(data.status)
             written = await _notices(session, order, event, at=decided_at, mail_from=mail_from, fresh=fresh)
             outcome.wrote(written)
     return outcome

@@ -167,11 +167,14 @@ def resend_email(email_id: uuid.UUID) -> None:
 def reconcile(
     everything: Annotated[bool, typer.Option("--all", help="check every running block, not only recent ones")] = False,
 ) -> None:
-    """Start the workflows that a Temporal outage kept from starting (licence terms, imports). Safe to repeat."""
+    """Start the workflows that a Temporal outage kept from starting (licence terms, imports) and those of waiting
+    orders terminated by hand. Safe to repeat."""
     done = _run(operator.reconcile(get_settings(), everything=everything))
     typer.echo(
         f"checked {done.terms} licence terms and {done.imports} imports; "
-        f"ended {done.trials_ended} trial blocks of upgraded customers"
+        f"ended {done.trials_ended} trial blocks of upgraded customers; "
+        f"checked {done.orders} waiting orders, started {done.orders_resumed} again; "
+        f"started {done.terms_started_again} ended licence terms of running blocks again"
     )
 
 

@@ -1,10 +1,12 @@
 """Starting a licence block's term workflow, `licence-block-{block_id}`, exactly once per block."""
 
 import contextlib
+import uuid
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from db.models import Customer, LicenceBlock
 from licensing.config import Settings
@@ -13,8 +15,9 @@ from workflows import search
 from workflows.block import LicenceBlockWorkflow, block_workflow_id
 
 
-async def start_licence_term(client: Client, task_queue: str, block: LicenceBlockInput) -> None:
-    """Start the term, or leave the one already running (or finished) alone: safe to call again."""
+async def start_licence_term(client: Client, task_queue: str, block: LicenceBlockInput, *, again: bool = False) -> None:
+    """Start the term, or leave the one already running (or finished) alone: safe to call again. `again`: start
+    it even if a run of it has ended (one terminated by hand while its block was active)."""
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
             LicenceBlockWorkflow.run,
@@ -22,7 +25,7 @@ async def start_licence_term(client: Client, task_queue: str, block: LicenceBloc
             id=block_workflow_id(block.block_id),
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE if again else WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search.for_customer(block.partner_id, block.customer_id),
             static_summary=f"Licence term: {block.quantity} {block.kind} licences",
             static_details=(
@@ -32,12 +35,15 @@ async def start_licence_term(client: Client, task_queue: str, block: LicenceBloc
         )
 
 
-async def start_block_term(client: Client, settings: Settings, customer: Customer, block: LicenceBlock) -> None:
+async def start_block_term(
+    client: Client, settings: Settings, customer: Customer, block: LicenceBlock, *, again: bool = False
+) -> None:
     """The term of a block already in the database (a trial's, or one found without its workflow)."""
     await start_licence_term(
         client,
         settings.task_queue,
-        LicenceBlockInput(
+        again=again,
+        block=LicenceBlockInput(
             block_id=block.id,
             partner_id=customer.partner_id,
             customer_id=customer.id,
@@ -48,3 +54,13 @@ async def start_block_term(client: Client, settings: Settings, customer: Custome
             renewal_reminders=settings.renewal_reminder_offsets,
         ),
     )
+
+
+async def term_state(client: Client, block_id: uuid.UUID) -> WorkflowExecutionStatus | None:
+    """Where the block's term workflow stands (its latest run); None if it was never started."""
+    try:
+        return (await client.get_workflow_handle(block_workflow_id(block_id)).describe()).status
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise

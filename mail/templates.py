@@ -104,6 +104,17 @@ def order_rejected(facts: OrderFacts) -> Message:
 
 
 def order_cancelled(facts: OrderFacts) -> Message:
+    if facts.reason is not None:  # cancelled by the service, not by the customer
+        return _render(
+            f"The request of {facts.customer_name} for {_licences(facts.quantity)} was cancelled",
+            f"Hello {facts.recipient_name},",
+            [
+                f"The request of {facts.customer_name} for {_licences(facts.quantity)}, made on "
+                f"{_day(facts.requested_at)}, was cancelled: {facts.reason}. No licences were assigned.",
+                "If the licences are still needed, the customer's managers can request them again.",
+            ],
+            _FOOTER,
+        )
     return _render(
         f"{facts.customer_name} cancelled a request for {_licences(facts.quantity)}",
         f"Hello {facts.recipient_name},",

@@ -30,6 +30,9 @@ class LicenceOrderInput(BaseModel):
     persisted: bool = False
     reminders_sent: int = 0
     waiting_since: datetime | None = None
+    # Started again for a saved order still requested whose workflow had ended without deciding it (terminated by
+    # hand): it first looks in the database for a decision made meanwhile.
+    resumed: bool = False
 
 
 class OrderRegistered(EmailsWritten):
@@ -87,6 +90,15 @@ class LicenceTerm(BaseModel):
     customer_id: uuid.UUID
     quantity: int
     renewal_reminders: list[str]
+
+    @classmethod
+    def of_order(cls, order: LicenceOrderInput) -> "LicenceTerm":
+        return cls(
+            partner_id=order.partner_id,
+            customer_id=order.customer_id,
+            quantity=order.quantity,
+            renewal_reminders=order.renewal_reminders,
+        )
 
     def of(self, outcome: "OrderOutcome") -> LicenceBlockInput:
         """The term workflow's input for the block an assignment made."""
@@ -150,6 +162,13 @@ class OrderEvent(StrEnum):
     ASSIGNED = "assigned"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+
+    @classmethod
+    def of_decision(cls, status: OrderStatus) -> "OrderEvent":
+        """The event announcing that an order was decided into `status`."""
+        if status is OrderStatus.REQUESTED:
+            raise ValueError("a requested order is not decided")
+        return cls(status.value)
 
 
 class OrderNotice(BaseModel):

@@ -1,7 +1,9 @@
 """Licence orders: `requested -> assigned | rejected | cancelled`, and the stock check on assignment."""
 
+from datetime import datetime
 from enum import StrEnum
 
+from rules.durations import Duration, add_duration
 from rules.errors import Conflict, InsufficientStock, OrderNotRequested
 
 
@@ -55,3 +57,16 @@ def check_waiting(*, waiting: int, limit: int) -> None:
             f"this customer already has {limit} requests waiting for the partner; "
             "cancel one or wait for a decision before requesting more"
         )
+
+
+def reminders_due(requested_at: datetime, every: Duration, now: datetime) -> int:
+    """How many reminders a request made at `requested_at` has come due for by `now`, one every `every` (added
+    in turn, as the order's workflow does)."""
+    if every.is_zero():
+        raise ValueError("a reminder interval must be longer than zero")
+    if every.months == 0:
+        return max(0, (now - requested_at) // every.exact)
+    due, count = add_duration(requested_at, every), 0
+    while due <= now:
+        due, count = add_duration(due, every), count + 1
+    return count

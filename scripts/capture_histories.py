@@ -26,6 +26,7 @@ from api.main import create_app
 from db.migrate import ROOT, upgrade_to_head
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings
+from licensing.orders import order_workflow_id
 from licensing.temporal import build_worker
 from payloads.blocks import ExpireNow
 from payloads.common import SYSTEM, Actor, Role
@@ -104,8 +105,8 @@ async def _refused(
             quantity=1,
             actor=Actor(user_id=tenant.customer_manager.id, role=Role.CUSTOMER_MANAGER),
         )
-    await _until(lambda: _closed(client.get_workflow_handle(order_workflows.workflow_id(order_id))))
-    await _save(client, order_workflows.workflow_id(order_id), "order-refused-closed")
+    await _until(lambda: _closed(client.get_workflow_handle(order_workflow_id(order_id))))
+    await _save(client, order_workflow_id(order_id), "order-refused-closed")
     await api.post(f"/licence-orders/{waiting.json()['id']}/cancel", headers=cm)
 
 
@@ -136,6 +137,19 @@ async def _scenarios(
     await _save(client, f"licence-order-{cancelled['id']}", "order-cancelled-closed")
 
     await _refused(client, api, sessions, settings)
+
+    # Cancelled by hand (the Web UI): the order is cancelled by the system (patch close-cancelled-orders).
+    by_hand = (await api.post(orders, json={"quantity": 1}, headers=cm)).json()
+    await client.get_workflow_handle(f"licence-order-{by_hand['id']}").cancel()
+    await _until(lambda: _closed(client.get_workflow_handle(f"licence-order-{by_hand['id']}")))
+    await _save(client, f"licence-order-{by_hand['id']}", "order-cancelled-by-hand-closed")
+
+    # Terminated by hand, then assigned through the API: a run started again, the decision its first step.
+    resumed = (await api.post(orders, json={"quantity": 1}, headers=cm)).json()
+    await client.get_workflow_handle(f"licence-order-{resumed['id']}").terminate("captured: terminated by hand")
+    await api.post(f"/licence-orders/{resumed['id']}/assign", headers=pm)
+    await _until(lambda: _closed(client.get_workflow_handle(f"licence-order-{resumed['id']}")))
+    await _save(client, f"licence-order-{resumed['id']}", "order-resumed-assigned-closed")
 
     block_id = f"licence-block-{assigned['block']['id']}"
     await api.post(

@@ -1,16 +1,15 @@
 """The order workflow on the time-skipping test server, with the real activities, database and SMTP server."""
 
-import asyncio
 import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
-from db.models import Customer, Licence, LicenceBlock, LicenceOrder, OutboxEmail, Partner
+from db.models import Licence, LicenceBlock, LicenceOrder, OutboxEmail, Partner
 from licensing.config import Settings
 from payloads.common import Role
 from payloads.orders import (
@@ -72,32 +71,6 @@ async def test_an_orders_own_transactions_run_as_local_activities(orders: Orders
         e.marker_recorded_event_attributes.marker_name for e in events if e.HasField("marker_recorded_event_attributes")
     ]
     assert (scheduled, markers.count("core_local_activity")) == ([], 2)
-
-
-async def test_an_order_cancelled_while_it_is_being_saved_ends_cancelled(
-    orders: Orders, sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
-) -> None:
-    """Cancelling the workflow (an operator, in the Web UI) cancels its local transaction: the cancellation is not
-    taken for a failure to retry as an activity."""
-    async with sessions.begin() as session:
-        # The customer's row locked (on SQLite, the database's write lock) holds the saving transaction waiting,
-        # its workflow task renewed meanwhile: the cancellation reaches the workflow with a renewal.
-        await session.execute(update(Customer).where(Customer.id == tenant.customer_id).values(name=Customer.name))
-        handle = await orders.request(tenant, 1, registered=False)
-        await asyncio.sleep(2)
-        await handle.cancel()
-        await asyncio.sleep(15)
-    orders.started.remove(handle)  # it ends here: nothing left for the clean-up
-    try:
-        async with asyncio.timeout(60):
-            await handle.result()
-    except WorkflowFailureError as ended:
-        assert isinstance(ended.cause, CancelledError)
-    except TimeoutError:
-        await handle.terminate("the test gave up waiting")
-        pytest.fail("the cancelled order went on as if its transaction had failed")
-    else:
-        pytest.fail("the cancelled order ended as if it had not been cancelled")
 
 
 def _name(smtp: SmtpServer, tenant: factories.Tenant) -> str:

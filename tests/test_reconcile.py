@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from db import imports
@@ -13,10 +14,11 @@ from db.models import LearnerImport, LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import reconcile
 from licensing.temporal import build_worker
-from payloads.common import Actor, Role
+from payloads.blocks import ExpireNow
+from payloads.common import SYSTEM, Actor, Role
 from rules.learner_csv import CsvRow
 from tests import factories
-from workflows.block import block_workflow_id
+from workflows.block import LicenceBlockWorkflow, block_workflow_id
 
 
 async def test_missing_terms_and_imports_are_started_once(
@@ -49,3 +51,32 @@ async def test_missing_terms_and_imports_are_started_once(
                 break
             await asyncio.sleep(0.1)
     assert (first.terms >= 1, first.imports >= 1, again == run, status) == (True, True, True, "finished")
+
+
+async def test_a_running_blocks_ended_term_is_started_again_and_an_expired_ones_is_not(
+    dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A term terminated by hand (the Web UI) would leave its block active for good: reconcile starts it again.
+    A term that ended by expiring its block is left alone."""
+    tenant = await factories.tenant(sessions)
+    await factories.block(sessions, tenant, quantity=1, days=30)
+    async with sessions() as session:
+        block_id = (
+            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
+        ).scalar_one()
+    handle = dev_server.client.get_workflow_handle_for(LicenceBlockWorkflow.run, block_workflow_id(block_id))
+    async with build_worker(dev_server.client, settings, sessions):
+        await reconcile(dev_server.client, settings, sessions, blocks_since=None)
+        await handle.terminate("an operator terminated it")
+        ended = (await handle.describe()).run_id
+
+        repaired = await reconcile(dev_server.client, settings, sessions, blocks_since=None)
+        started = await handle.describe()
+
+        await handle.execute_update(LicenceBlockWorkflow.expire_now, ExpireNow(actor=SYSTEM))
+        await asyncio.wait_for(handle.result(), 30)
+        await reconcile(dev_server.client, settings, sessions, blocks_since=None)
+        last = await handle.describe()
+    assert repaired.terms_started_again >= 1  # other tests' blocks may be among them
+    assert (started.status, started.run_id != ended) == (WorkflowExecutionStatus.RUNNING, True)
+    assert (last.run_id, last.status) == (started.run_id, WorkflowExecutionStatus.COMPLETED)

@@ -13,7 +13,7 @@ from rules.durations import (
     subtract_duration,
 )
 from rules.errors import InsufficientStock, OrderNotRequested
-from rules.orders import OrderDecision, OrderStatus, check_stock, decide
+from rules.orders import OrderDecision, OrderStatus, check_stock, decide, reminders_due
 
 
 def at(year: int, month: int, day: int, hour: int = 9) -> datetime:
@@ -97,3 +97,24 @@ def test_short_stock_names_the_shortfall() -> None:
 
 def test_stock_that_covers_the_order_passes() -> None:
     check_stock(stock=5, quantity=5)
+
+
+@pytest.mark.parametrize(
+    ("every", "waited", "due"),
+    [
+        ("P2D", timedelta(days=1, hours=23), 0),
+        ("P2D", timedelta(days=2), 1),
+        ("P2D", timedelta(days=9), 4),
+        ("PT30S", timedelta(minutes=5, seconds=1), 10),
+        ("P1M", timedelta(days=56), 2),  # 31 January + 1 month = 28 February; + 1 month = 28 March (day 56)
+        ("P1M", timedelta(days=55), 1),
+    ],
+)
+def test_reminders_due_count_the_intervals_a_request_has_waited(every: str, waited: timedelta, due: int) -> None:
+    requested = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+    assert reminders_due(requested, parse_duration(every), requested + waited) == due
+
+
+def test_reminders_need_an_interval() -> None:
+    with pytest.raises(ValueError, match="longer than zero"):
+        reminders_due(datetime(2026, 1, 1, tzinfo=UTC), Duration(), datetime(2026, 1, 2, tzinfo=UTC))

@@ -5,6 +5,8 @@ Workflow id `licence-order-{order_id}`. Decisions arrive as updates: their valid
 learns at once whether it worked (a short stock is an `InsufficientStock` failure; the order stays requested).
 """
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -12,9 +14,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from payloads.common import SYSTEM
     from payloads.orders import (
         AssignOrder,
         AssignRequest,
@@ -36,31 +39,16 @@ with workflow.unsafe.imports_passed_through():
     from rules.orders import OrderDecision, OrderStatus, decide
     from workflows import decisions, options, search
     from workflows.notices import deliver_emails, send_notices
-
-# Since this patch, the order's own activities write the notices of what they change in the same transaction
-# (and assigning starts the licence term): an order takes four activities instead of seven.
-NOTICES_WITH_DECISIONS = "notices-with-decisions"
-
-# Since this patch, saving an order and deciding it run as local activities: in the worker that runs the
-# workflow's task, recorded in the history as a marker, without a trip through the server's activity queue (both
-# are single short transactions). Orders started before it schedule them as activities, as they did.
-LOCAL_ORDER_STEPS = "order-steps-local"
-
-# Since this patch, an order waiting for a decision looks in the database before each reminder, and a decision
-# refused as already made takes the made one on: a local activity is recorded only with its workflow task, so an
-# update the server lost (a restart, before that task completed) can leave a committed decision the workflow never
-# saw. Only orders with LOCAL_ORDER_STEPS can meet it: an activity is scheduled after its update is accepted.
-RECOVER_STORED_DECISIONS = "recover-stored-decisions"
+    from workflows.order_patches import (
+        CANCELLED_BY_OPERATOR,
+        CLOSE_CANCELLED_ORDERS,
+        LOCAL_ORDER_STEPS,
+        NOTICES_WITH_DECISIONS,
+        RECOVER_STORED_DECISIONS,
+    )
 
 # The `OrderStatus` search attribute of a request that was refused before it became an order (no order exists).
 REFUSED = "refused"
-
-_EVENT_FOR = {
-    OrderStatus.ASSIGNED: OrderEvent.ASSIGNED,
-    OrderStatus.REJECTED: OrderEvent.REJECTED,
-    OrderStatus.CANCELLED: OrderEvent.CANCELLED,
-}
-
 
 _Result = TypeVar("_Result", bound=BaseModel)
 
@@ -80,15 +68,37 @@ class LicenceOrderWorkflow:
         self._refusal: ApplicationError | None = None  # why saving the order was refused (no order exists)
         self._together = False  # notices written with decisions (NOTICES_WITH_DECISIONS); set as the run begins
         self._local = False  # the order's transactions run as local activities (LOCAL_ORDER_STEPS); likewise
+        self._begun = False  # the two above are set
+        self._saving: asyncio.Future[list[uuid.UUID]] | None = None  # the transaction saving the order
+        self._cancelled = False  # the workflow was cancelled: no decision is taken any more (CLOSE_CANCELLED_ORDERS)
 
     @workflow.run
     async def run(self, order: LicenceOrderInput) -> OrderOutcome | None:
         """The decided order; None if the request was refused before it became an order."""
         self._together = workflow.patched(NOTICES_WITH_DECISIONS)
         self._local = workflow.patched(LOCAL_ORDER_STEPS)
+        self._begun = True
+        try:
+            return await self._carry_out(order)
+        except asyncio.CancelledError:
+            # Cancelled by hand (the Web UI, `temporal workflow cancel`; the API cancels with a decision).
+            if not workflow.patched(CLOSE_CANCELLED_ORDERS):
+                raise
+            self._cancelled = True
+            closed = await self._end_cancelled()
+            if self._outcome is None:
+                raise  # never saved
+            await self._announce()  # again, if the cancellation cut it short: nothing goes out twice
+            if closed:
+                raise  # the order was cancelled with the workflow
+            return self._outcome  # decided by someone after all
+
+    async def _carry_out(self, order: LicenceOrderInput) -> OrderOutcome | None:
         if not self._persisted:
+            # Shielded: a cancelled workflow waits for it, to know whether there is an order to close.
+            self._saving = asyncio.ensure_future(self._persist())
             try:
-                email_ids = await self._persist()
+                email_ids = await asyncio.shield(self._saving)
             except (ActivityError, ApplicationError) as error:
                 refusal = decisions.refusal_in(error)
                 if refusal is None or refusal.type != Conflict.type:
@@ -103,31 +113,32 @@ class LicenceOrderWorkflow:
                 await deliver_emails(email_ids, what="'requested'")
             else:
                 await self._notify(OrderEvent.REQUESTED)
+        if order.resumed:
+            await self._look_for_stored_decision()
         await self._wait_for_decision()
+        return await self._announce()
+
+    async def _announce(self) -> OrderOutcome:
+        """Start the term of an order assigned before NOTICES_WITH_DECISIONS, and email the decision."""
         assert self._outcome is not None
         if self._status is OrderStatus.ASSIGNED and not self._together:
             await self._start_term(self._outcome)
         workflow.set_current_details(f"Order {self._status.value}; emailing the people it concerns.")
         if self._together:
-            await deliver_emails(self._outcome.emails_due(), what=f"'{_EVENT_FOR[self._status].value}'")
+            await deliver_emails(self._outcome.emails_due(), what=f"'{OrderEvent.of_decision(self._status).value}'")
         else:
-            await self._notify(_EVENT_FOR[self._status])
+            await self._notify(OrderEvent.of_decision(self._status))
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.set_current_details(f"Order {self._status.value}. Nothing left to do.")
         return self._outcome
 
-    def _term(self) -> LicenceTerm:
-        return LicenceTerm(
-            partner_id=self._order.partner_id,
-            customer_id=self._order.customer_id,
-            quantity=self._order.quantity,
-            renewal_reminders=self._order.renewal_reminders,
-        )
-
     async def _start_term(self, outcome: OrderOutcome) -> None:
         """The assigned licences' 12 months run in a workflow of their own, which outlives this one."""
         await workflow.execute_activity(
-            "start_licence_term", self._term().of(outcome), summary="Start the licence term", **options.DATABASE
+            "start_licence_term",
+            LicenceTerm.of_order(self._order).of(outcome),
+            summary="Start the licence term",
+            **options.DATABASE,
         )
 
     async def _persist(self) -> list[uuid.UUID]:
@@ -151,27 +162,7 @@ class LicenceOrderWorkflow:
         return registered.emails_due()
 
     async def _transaction(self, activity: str, data: BaseModel, result_type: type[_Result], summary: str) -> _Result:
-        """One of the order's own transactions (saving it, deciding it), as a local activity since
-        LOCAL_ORDER_STEPS. A local activity that keeps failing (the database away) hands the same transaction to
-        an activity, which retries until it succeeds; the transaction knows itself if an attempt had committed."""
-        if self._local:
-            try:
-                local: _Result = await workflow.execute_local_activity(
-                    activity, data, result_type=result_type, summary=summary, **options.LOCAL_DATABASE
-                )
-                return local
-            except (ActivityError, ApplicationError) as error:
-                refusal = decisions.refusal_in(error)
-                if is_cancelled_exception(error) or (refusal is not None and refusal.non_retryable):
-                    raise  # the workflow cancelled, or a business refusal: the caller's answer
-                # Its attempts used up, by failures or timeouts.
-                workflow.logger.warning(
-                    "%s kept failing in the worker (%s); retrying it as an activity", activity, error
-                )
-        result: _Result = await workflow.execute_activity(
-            activity, data, result_type=result_type, summary=summary, **options.DATABASE
-        )
-        return result
+        return await decisions.transaction(activity, data, result_type, summary, local=self._local)
 
     async def _wait_for_decision(self) -> None:
         """Remind the partner's managers every `reminder_after` until someone decides."""
@@ -192,11 +183,7 @@ class LicenceOrderWorkflow:
                     continue
                 except TimeoutError:
                     pass
-            # A decision in flight may still fail (short stock): remind only if it did.
-            await workflow.wait_condition(lambda: self._deciding is None)
-            if self._outcome is None:
-                await self._recover_stored_decision()
-                await workflow.wait_condition(lambda: self._deciding is None)  # one may have begun meanwhile
+            await self._look_for_stored_decision()
             if self._outcome is None:
                 self._reminders_sent += 1
                 await self._notify(OrderEvent.REMINDER, sequence=self._reminders_sent)
@@ -207,9 +194,17 @@ class LicenceOrderWorkflow:
                             "persisted": True,
                             "reminders_sent": self._reminders_sent,
                             "waiting_since": self._requested_at,
+                            "resumed": False,
                         }
                     )
                 )
+
+    async def _look_for_stored_decision(self) -> None:
+        # A decision in flight may still fail (short stock): look only if it did.
+        await workflow.wait_condition(lambda: self._deciding is None)
+        if self._outcome is None:
+            await self._recover_stored_decision()
+            await workflow.wait_condition(lambda: self._deciding is None)  # one may have begun meanwhile
 
     def _should_continue_as_new(self) -> bool:
         # A long wait grows the history with every reminder; a fresh run keeps it short. Updates in flight
@@ -226,21 +221,17 @@ class LicenceOrderWorkflow:
 
     # -- decisions ---------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _never_an_order(refusal: ApplicationError) -> ApplicationError:
-        return ApplicationError(
-            f"the request was refused and never became an order: {refusal.message}",
-            type=OrderNotRequested.type,
-            non_retryable=True,
-        )
-
     def _refuse_unless_open(self, decision: OrderDecision) -> None:
         if self._refusal is not None:
-            raise self._never_an_order(self._refusal)
+            raise decisions.never_an_order(self._refusal)
         if self._deciding is not None:
             raise ApplicationError(
                 f"the order is being {self._deciding.past} right now; try again in a moment",
                 type=OrderNotRequested.type,
+            )
+        if self._cancelled:
+            raise ApplicationError(
+                f"the order is being closed: {CANCELLED_BY_OPERATOR}", type=OrderNotRequested.type, non_retryable=True
             )
         if self._checking:
             raise ApplicationError(
@@ -255,13 +246,14 @@ class LicenceOrderWorkflow:
         self, decision: OrderDecision, activity: str, data_at: Callable[[datetime], AssignOrder | CloseOrder]
     ) -> OrderOutcome:
         """Run the decision's transaction once the order is saved, with the data `data_at` makes for that moment.
-        The data is made only then: in a run's first workflow task an update is handled before `run` has begun
-        (and set `_together` and `_local`), and a decision may arrive while the order is being saved."""
+        The data is made only then: a decision may arrive while the order is being saved, and one in a run's
+        first workflow task (a run started again with it, one sent across a continue-as-new) is handled as `run`
+        begins, which sets `_together` and `_local`."""
         self._deciding = decision
         try:
-            await workflow.wait_condition(lambda: self._persisted or self._refusal is not None)
+            await workflow.wait_condition(lambda: self._begun and (self._persisted or self._refusal is not None))
             if self._refusal is not None:
-                raise self._never_an_order(self._refusal)
+                raise decisions.never_an_order(self._refusal)
             data = data_at(workflow.now())
             update = workflow.current_update_info()
             if self._local and update is not None:
@@ -302,7 +294,7 @@ class LicenceOrderWorkflow:
         try:
             found = await workflow.execute_activity(
                 "recover_order_decision",
-                RecoverDecision(order_id=self._order.order_id, term=self._term()),
+                RecoverDecision(order_id=self._order.order_id, term=LicenceTerm.of_order(self._order)),
                 result_type=StoredDecision,
                 summary="Look for a decision this run has not seen",
                 **options.DATABASE,
@@ -317,6 +309,42 @@ class LicenceOrderWorkflow:
             )
             self._decided(found.outcome)
 
+    # -- cancelled by hand ----------------------------------------------------------------------------------
+
+    async def _end_cancelled(self) -> bool:
+        """After the workflow's cancellation, once the transaction in flight (saving, or a decision) has ended:
+        cancel the order if it is saved and still requested. True if it was cancelled here; otherwise it was
+        never saved, or was decided by someone (an update in flight, or one this run never saw)."""
+        if self._saving is not None:
+            with contextlib.suppress(ActivityError, ApplicationError):  # refused: no order was saved
+                await self._saving
+        await workflow.wait_condition(lambda: self._deciding is None)
+        if not self._persisted or self._outcome is not None:
+            return False
+        return await self._close_by_system()
+
+    async def _close_by_system(self) -> bool:
+        workflow.set_current_details("The workflow was cancelled; cancelling its order.")
+        data = CloseOrder(
+            order_id=self._order.order_id,
+            actor=SYSTEM,
+            status=OrderStatus.CANCELLED,
+            decided_at=workflow.now(),
+            reason=CANCELLED_BY_OPERATOR,
+            notify=self._together,
+            # The same whichever workflow task runs it (see `_decide`).
+            decision_key=decisions.key(f"cancelled-with-workflow-{workflow.info().run_id}"),
+        )
+        try:
+            outcome = await self._transaction("close_order", data, OrderOutcome, "Cancel the order with the workflow")
+        except (ActivityError, ApplicationError) as error:
+            if decisions.business_failure(error).type != OrderNotRequested.type:
+                raise
+            await self._recover_stored_decision()  # decided meanwhile, by an update this run never saw
+            return False
+        self._decided(outcome)
+        return True
+
     @workflow.update
     async def assign(self, request: AssignRequest) -> OrderOutcome:
         def data_at(now: datetime) -> AssignOrder:
@@ -326,7 +354,7 @@ class LicenceOrderWorkflow:
                 assigned_at=now,
                 expires_at=add_duration(now, parse_duration(self._order.licence_term)),
                 notify=self._together,
-                start_term=self._term() if self._together else None,
+                start_term=LicenceTerm.of_order(self._order) if self._together else None,
             )
 
         return await self._decide(OrderDecision.ASSIGN, "assign_order", data_at)

@@ -9,13 +9,15 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
-from api import auth, idempotency, order_workflows, paging
+from api import auth, clock, idempotency, order_workflows, paging
 from api.auth import Principal
 from api.deps import CurrentUser, ReaderDep, ReadingCaller, SessionDep, SettingsDep, TemporalDep
 from api.schemas import BlockRef, OrderCreate, OrderOut, OrderReject, Page
 from db import directory
 from db.models import LicenceBlock, LicenceOrder
 from db.orders import waiting_requests
+from licensing.config import Settings
+from licensing.orders import resuming
 from payloads.common import Actor
 from payloads.orders import OrderOutcome
 from rules.errors import Conflict, InvalidInput, NotFound, OrderNotRequested
@@ -168,7 +170,7 @@ async def get_order(order_id: uuid.UUID, session: SessionDep, caller: CurrentUse
 
 
 Authorize = Callable[[LicenceOrder], Awaitable[Actor]]
-Send = Callable[[LicenceOrder, Actor], Awaitable[OrderOutcome]]
+Send = Callable[[LicenceOrder, Actor, order_workflows.Resumed | None], Awaitable[OrderOutcome]]
 
 
 def _decided(order: LicenceOrder, actor: Actor, outcome: OrderOutcome, reason: str | None) -> OrderOut:
@@ -185,8 +187,13 @@ def _decided(order: LicenceOrder, actor: Actor, outcome: OrderOutcome, reason: s
     return _as_out(order, block).model_copy(update=decided)
 
 
+def _not_requested(order: LicenceOrder) -> OrderNotRequested:
+    return OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided")
+
+
 async def _decide(
     reader: AsyncSession,
+    settings: Settings,
     order_id: uuid.UUID,
     authorize: Authorize,
     send: Send,
@@ -198,15 +205,20 @@ async def _decide(
     order = await _read_order(reader, order_id)
     actor = await authorize(order)
     if order.status != OrderStatus.REQUESTED.value:
-        raise OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided")
+        raise _not_requested(order)
     await reader.close()  # no transaction stays open while the workflow works
     try:
-        outcome = await send(order, actor)
+        outcome = await send(order, actor, None)
     except RPCError as error:
         if error.status is not RPCStatusCode.NOT_FOUND:
             raise
+        # The workflow has ended: it decided the order meanwhile, or it was terminated by hand and left the
+        # order waiting; then the decision goes to a run started for it.
         order = await _read_order(reader, order_id)
-        raise OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided") from None
+        if order.status != OrderStatus.REQUESTED.value:
+            raise _not_requested(order) from None
+        await reader.close()
+        outcome = await send(order, actor, resuming(settings, order, clock.now()))
     if outcome.decided_at is not None:
         return _decided(order, actor, outcome, reason)
     # An answer from a worker older than this API, without the decision's time: read the order back.
@@ -222,31 +234,36 @@ def _partner_decides(caller: Principal) -> Authorize:
 
 @router.post("/licence-orders/{order_id}/assign", response_model=OrderOut)
 async def assign_order(
-    order_id: uuid.UUID, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep
+    order_id: uuid.UUID, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep, settings: SettingsDep
 ) -> OrderOut:
     """Assign the licences from the partner's stock. 409 naming the shortfall when the stock is short."""
 
-    async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
-        return await order_workflows.assign(temporal, order.id, actor)
+    async def send(order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None) -> OrderOutcome:
+        return await order_workflows.assign(temporal, order.id, actor, resumed)
 
-    return await _decide(reader, order_id, _partner_decides(caller), send)
+    return await _decide(reader, settings, order_id, _partner_decides(caller), send)
 
 
 @router.post("/licence-orders/{order_id}/reject", response_model=OrderOut)
 async def reject_order(
-    order_id: uuid.UUID, body: OrderReject, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep
+    order_id: uuid.UUID,
+    body: OrderReject,
+    reader: ReaderDep,
+    caller: ReadingCaller,
+    temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> OrderOut:
     """Reject a requested order; the reason is emailed to the customer's managers."""
 
-    async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
-        return await order_workflows.reject(temporal, order.id, actor, body.reason)
+    async def send(order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None) -> OrderOutcome:
+        return await order_workflows.reject(temporal, order.id, actor, body.reason, resumed)
 
-    return await _decide(reader, order_id, _partner_decides(caller), send, reason=body.reason)
+    return await _decide(reader, settings, order_id, _partner_decides(caller), send, reason=body.reason)
 
 
 @router.post("/licence-orders/{order_id}/cancel", response_model=OrderOut)
 async def cancel_order(
-    order_id: uuid.UUID, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep
+    order_id: uuid.UUID, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep, settings: SettingsDep
 ) -> OrderOut:
     """The requester's side withdraws a request that is still waiting."""
 
@@ -254,7 +271,7 @@ async def cancel_order(
         auth.see_order(caller, order)
         return auth.act_for_customer(caller, await directory.get_customer(reader, order.customer_id))
 
-    async def send(order: LicenceOrder, actor: Actor) -> OrderOutcome:
-        return await order_workflows.cancel(temporal, order.id, actor)
+    async def send(order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None) -> OrderOutcome:
+        return await order_workflows.cancel(temporal, order.id, actor, resumed)
 
-    return await _decide(reader, order_id, authorize, send)
+    return await _decide(reader, settings, order_id, authorize, send)

@@ -1,0 +1,107 @@
+"""An order's workflow cancelled by hand (the Web UI, `temporal workflow cancel`) leaves no order waiting with
+nothing to decide it: a transaction in flight ends first, then a still requested order is cancelled by the system,
+both sides are told, and the workflow ends cancelled (patch `close-cancelled-orders`). Time-skipping server, real
+activities, database and SMTP server."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
+
+from db.models import AuditEvent, Customer, LicenceOrder, Partner
+from rules.orders import OrderStatus
+from tests import factories
+from tests.ordering import OrderHandle, Orders, end_term, order_id
+from tests.smtp_server import SmtpServer
+from workflows.order_patches import CANCELLED_BY_OPERATOR, CLOSE_CANCELLED_ORDERS
+
+
+async def _ends_cancelled(orders: Orders, handle: OrderHandle) -> None:
+    orders.started.remove(handle)  # it ends here: nothing left for the clean-up
+    try:
+        async with asyncio.timeout(60):
+            await handle.result()
+    except WorkflowFailureError as ended:
+        assert isinstance(ended.cause, CancelledError)
+    except TimeoutError:
+        await handle.terminate("the test gave up waiting")
+        pytest.fail("the cancelled order's workflow did not end")
+    else:
+        pytest.fail("the workflow ended as if it had not been cancelled")
+
+
+async def _order(sessions: async_sessionmaker[AsyncSession], handle: OrderHandle) -> LicenceOrder | None:
+    async with sessions() as session:
+        return await session.get(LicenceOrder, order_id(handle))
+
+
+async def test_a_waiting_order_whose_workflow_is_cancelled_is_cancelled_by_the_system(
+    orders: Orders, sessions: async_sessionmaker[AsyncSession], smtp: SmtpServer, tenant: factories.Tenant
+) -> None:
+    handle = await orders.request(tenant, 3)
+    await handle.cancel()
+    await _ends_cancelled(orders, handle)
+
+    order = await _order(sessions, handle)
+    assert order is not None
+    assert (order.status, order.decided_by_id, order.reject_reason) == ("cancelled", None, CANCELLED_BY_OPERATOR)
+    async with sessions() as session:
+        stock = (await session.get_one(Partner, tenant.partner_id)).licence_stock
+        actions = (
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.actor_role).where(AuditEvent.subject_id == order.id)
+            )
+        ).all()
+    assert stock == 100
+    assert ("licence_order.cancelled", "system") in actions
+    # Both sides hear of it once: the customer did not cancel it.
+    for person in (tenant.customer_manager, tenant.partner_manager):
+        [email] = smtp.inbox.to(person.email, about=" was cancelled")
+        assert CANCELLED_BY_OPERATOR in email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    history = [event.SerializeToString() async for event in handle.fetch_history_events()]
+    assert any(CLOSE_CANCELLED_ORDERS.encode() in event for event in history)  # the patch's marker
+
+
+async def test_an_order_cancelled_while_it_is_being_saved_is_saved_then_cancelled(
+    orders: Orders, sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    """The saving transaction is not abandoned (it may commit after all: on PostgreSQL a statement waiting for a
+    lock is not interrupted): the workflow waits for it, then cancels the order it saved."""
+    async with sessions.begin() as session:
+        # The customer's row locked (on SQLite, the database's write lock) holds the saving transaction waiting,
+        # its workflow task renewed meanwhile: the cancellation reaches the workflow with a renewal.
+        await session.execute(update(Customer).where(Customer.id == tenant.customer_id).values(name=Customer.name))
+        handle = await orders.request(tenant, 1, registered=False)
+        await asyncio.sleep(2)
+        await handle.cancel()
+        await asyncio.sleep(3)
+    await _ends_cancelled(orders, handle)
+    order = await _order(sessions, handle)
+    assert order is not None and order.status == OrderStatus.CANCELLED.value
+
+
+async def test_a_decision_in_flight_when_the_workflow_is_cancelled_stands(
+    orders: Orders, sessions: async_sessionmaker[AsyncSession], smtp: SmtpServer, tenant: factories.Tenant
+) -> None:
+    """An assignment running when the cancellation arrives finishes; the order is assigned, not cancelled, and
+    the workflow completes with it."""
+    handle = await orders.request(tenant, 2)
+    async with sessions.begin() as session:
+        # The partner's row locked holds the assignment's stock debit (on SQLite, the write lock all of it).
+        await session.execute(update(Partner).where(Partner.id == tenant.partner_id).values(name=Partner.name))
+        assigning = asyncio.create_task(orders.assign(handle, tenant))
+        await asyncio.sleep(2)
+        await handle.cancel()
+        await asyncio.sleep(3)
+    outcome = await asyncio.wait_for(assigning, 60)
+    assert outcome.status is OrderStatus.ASSIGNED
+    assert (await asyncio.wait_for(handle.result(), 60)) == outcome
+    orders.started.remove(handle)
+    assert outcome.block_id is not None
+    order = await _order(sessions, handle)
+    assert order is not None and order.status == OrderStatus.ASSIGNED.value
+    assert smtp.inbox.about(" was cancelled") == []
+    await end_term(orders.env, outcome.block_id)
