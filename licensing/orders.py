@@ -101,7 +101,8 @@ async def start_again(client: Client, settings: Settings, order: LicenceOrder, n
 async def resume_order(
     client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], order_id: uuid.UUID, now: datetime
 ) -> bool:
-    """Start a run for a requested order whose workflow has ended; True if one was started. The order is read
+    """Start a run for a requested order whose workflow has ended; True if one was started (or, if the API
+    started one at the same moment, joined). The order is read
     after its workflow was found ended: a workflow writes its order's decision before it ends, so an order still
     requested then was left waiting (not decided by a run that has just ended)."""
     if await is_running(client, order_id):

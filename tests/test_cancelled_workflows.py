@@ -1,21 +1,29 @@
 """An order's workflow cancelled by hand (the Web UI, `temporal workflow cancel`) leaves no order waiting with
 nothing to decide it: a transaction in flight ends first, then a still requested order is cancelled by the system,
-both sides are told, and the workflow ends cancelled (patch `close-cancelled-orders`). Time-skipping server, real
-activities, database and SMTP server."""
+both sides are told, and the workflow ends cancelled (patch `close-cancelled-orders`). The time-skipping server
+(or the dev server where real time must pass), real activities, database and SMTP server."""
 
 import asyncio
+import uuid
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowFailureError
-from temporalio.exceptions import CancelledError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import WorkflowEnvironment
 
+from api import order_workflows
 from db.models import AuditEvent, Customer, LicenceOrder, Partner
+from licensing.config import Settings
+from licensing.temporal import build_worker
+from payloads.common import Role
+from payloads.orders import CancelRequest, OrderRegistered
+from rules.errors import Conflict
 from rules.orders import OrderStatus
 from tests import factories
-from tests.ordering import OrderHandle, Orders, end_term, order_id
-from tests.smtp_server import SmtpServer
+from tests.ordering import OrderHandle, Orders, actor, end_term, order_id
+from tests.smtp_server import SmtpServer, free_port
 from workflows.order_patches import CANCELLED_BY_OPERATOR, CLOSE_CANCELLED_ORDERS
 
 
@@ -105,3 +113,70 @@ async def test_a_decision_in_flight_when_the_workflow_is_cancelled_stands(
     assert order is not None and order.status == OrderStatus.ASSIGNED.value
     assert smtp.inbox.about(" was cancelled") == []
     await end_term(orders.env, outcome.block_id)
+
+
+async def test_an_order_cancelled_while_its_emails_are_retried_is_cancelled(
+    dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """While the run awaits an activity (here the "requested" emails, retried: the relay is down), the
+    cancellation reaches it as that activity's cancellation: the order is cancelled all the same. (Dev server: on
+    the time-skipping server the retries' backoff would be skipped through.)"""
+    down = settings.model_copy(update={"smtp_port": free_port(), "smtp_timeout_seconds": 2.0})
+    tenant = await factories.tenant(sessions)
+    orders = Orders(dev_server, down)
+    async with build_worker(dev_server.client, down, sessions):
+        handle = await orders.request(tenant, 1)
+        await asyncio.sleep(3)  # the run now awaits `deliver_email` activities, between their attempts
+        await handle.cancel()
+        order = await _order(sessions, handle)
+        for _ in range(100):
+            if order is not None and order.status != OrderStatus.REQUESTED.value:
+                break
+            await asyncio.sleep(0.2)
+            order = await _order(sessions, handle)
+        # Its own emails cannot go out either: the run goes on retrying them, and ends cancelled once they do.
+        running = (await handle.describe()).status
+        await handle.terminate("the test is over")
+    assert order is not None and order.status == OrderStatus.CANCELLED.value
+    assert running is WorkflowExecutionStatus.RUNNING
+
+
+async def test_a_request_refused_while_its_workflow_is_cancelled_answers_with_the_refusal(
+    dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Saving the request is refused (the customer's one waiting place is taken) after the workflow was
+    cancelled: the requester still hears why, not that the workflow went away."""
+    limited = settings.model_copy(update={"max_open_orders_per_customer": 1})
+    tenant = await factories.tenant(sessions)
+
+    async def request(new_id: uuid.UUID) -> OrderRegistered | None:
+        return await order_workflows.request_order(
+            dev_server.client,
+            limited,
+            order_id=new_id,
+            partner_id=tenant.partner_id,
+            customer_id=tenant.customer_id,
+            quantity=1,
+            actor=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER),
+        )
+
+    async with build_worker(dev_server.client, limited, sessions):
+        waiting = await request(uuid.uuid4())
+        second = uuid.uuid4()
+        async with sessions.begin() as session:
+            # The saving transaction waits on the customer's row past its run's first workflow task (10 s).
+            await session.execute(update(Customer).where(Customer.id == tenant.customer_id).values(name=Customer.name))
+            answer = asyncio.create_task(request(second))
+            await asyncio.sleep(12)
+            handle = dev_server.client.get_workflow_handle(f"licence-order-{second}")
+            await handle.cancel()
+            await asyncio.sleep(1)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await asyncio.wait_for(answer, 40)
+        assert waiting is not None
+        cancelled = CancelRequest(actor=actor(tenant.customer_manager, Role.CUSTOMER_MANAGER))
+        await dev_server.client.get_workflow_handle(f"licence-order-{waiting.order_id}").execute_update(
+            "cancel", cancelled
+        )
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.type == Conflict.type

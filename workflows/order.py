@@ -6,7 +6,6 @@ learns at once whether it worked (a short stock is an `InsufficientStock` failur
 """
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from payloads.common import SYSTEM
@@ -80,9 +79,10 @@ class LicenceOrderWorkflow:
         self._begun = True
         try:
             return await self._carry_out(order)
-        except asyncio.CancelledError:
-            # Cancelled by hand (the Web UI, `temporal workflow cancel`; the API cancels with a decision).
-            if not workflow.patched(CLOSE_CANCELLED_ORDERS):
+        except (asyncio.CancelledError, ActivityError) as error:
+            # Cancelled by hand (the Web UI, `temporal workflow cancel`; the API cancels with a decision). While
+            # the run awaits an activity (emails, a reminder), the cancellation arrives as that activity's.
+            if not is_cancelled_exception(error) or not workflow.patched(CLOSE_CANCELLED_ORDERS):
                 raise
             self._cancelled = True
             closed = await self._end_cancelled()
@@ -100,13 +100,8 @@ class LicenceOrderWorkflow:
             try:
                 email_ids = await asyncio.shield(self._saving)
             except (ActivityError, ApplicationError) as error:
-                refusal = decisions.refusal_in(error)
-                if refusal is None or refusal.type != Conflict.type:
-                    raise  # not the refusal below (a cancellation): the workflow fails, for an operator to see
-                # A refusal (the customer had too many requests waiting): no order was saved.
-                self._refusal = decisions.business_failure(error)
-                workflow.upsert_search_attributes([search.ORDER_STATUS.value_set(REFUSED)])
-                workflow.set_current_details(f"Refused, no order was saved: {self._refusal.message}")
+                if not self._refused(error):
+                    raise  # not a refusal: the workflow fails, for an operator to see
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return None
             if self._together:
@@ -117,6 +112,18 @@ class LicenceOrderWorkflow:
             await self._look_for_stored_decision()
         await self._wait_for_decision()
         return await self._announce()
+
+    def _refused(self, error: ActivityError | ApplicationError) -> bool:
+        """Whether saving the order was refused (the customer had too many requests waiting: no order was
+        saved); if so, the refusal becomes the answer to its `registered` update and to any decision."""
+        refusal = decisions.refusal_in(error)
+        if refusal is None or refusal.type != Conflict.type:
+            return False
+        if self._refusal is None:
+            self._refusal = decisions.business_failure(error)
+            workflow.upsert_search_attributes([search.ORDER_STATUS.value_set(REFUSED)])
+            workflow.set_current_details(f"Refused, no order was saved: {self._refusal.message}")
+        return True
 
     async def _announce(self) -> OrderOutcome:
         """Start the term of an order assigned before NOTICES_WITH_DECISIONS, and email the decision."""
@@ -316,8 +323,11 @@ class LicenceOrderWorkflow:
         cancel the order if it is saved and still requested. True if it was cancelled here; otherwise it was
         never saved, or was decided by someone (an update in flight, or one this run never saw)."""
         if self._saving is not None:
-            with contextlib.suppress(ActivityError, ApplicationError):  # refused: no order was saved
+            try:
                 await self._saving
+            except (ActivityError, ApplicationError) as error:
+                if self._refused(error):  # its caller is answered with the refusal before the run ends
+                    await workflow.wait_condition(workflow.all_handlers_finished)
         await workflow.wait_condition(lambda: self._deciding is None)
         if not self._persisted or self._outcome is not None:
             return False
