@@ -5,6 +5,7 @@ both sides are told, and the workflow ends cancelled (patch `close-cancelled-ord
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, update
@@ -14,11 +15,12 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from api import order_workflows
+from db import orders as stored
 from db.models import AuditEvent, Customer, LicenceOrder, Partner
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from payloads.common import Role
-from payloads.orders import CancelRequest, OrderRegistered
+from payloads.orders import CancelRequest, CloseOrder, OrderRegistered
 from rules.errors import Conflict
 from rules.orders import OrderStatus
 from tests import factories
@@ -180,3 +182,33 @@ async def test_a_request_refused_while_its_workflow_is_cancelled_answers_with_th
         )
     assert isinstance(refused.value.cause, ApplicationError)
     assert refused.value.cause.type == Conflict.type
+
+
+async def test_a_decision_stored_unseen_stands_when_the_workflow_is_cancelled(
+    orders: Orders,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    smtp: SmtpServer,
+    tenant: factories.Tenant,
+) -> None:
+    """The order was rejected by an update the server lost (its transaction committed, the run never saw it);
+    then the workflow is cancelled: cancelling the order is refused as already decided, and the run takes on the
+    stored rejection, sends its email and completes with it."""
+    handle = await orders.request(tenant, 2)
+    rejection = CloseOrder(
+        order_id=order_id(handle),
+        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
+        status=OrderStatus.REJECTED,
+        decided_at=datetime.now(UTC),
+        reason="Out of budget",
+        notify=True,
+        decision_key="an update the server lost",
+    )
+    await stored.close_order(sessions, rejection, mail_from=settings.mail_from)  # its email written, not sent
+    await handle.cancel()
+    outcome = await asyncio.wait_for(handle.result(), 60)
+    orders.started.remove(handle)
+    assert outcome is not None and outcome.status is OrderStatus.REJECTED
+    [email] = smtp.inbox.to(tenant.customer_manager.email, about="not approved")
+    assert "Out of budget" in email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert smtp.inbox.about(" was cancelled") == []

@@ -82,13 +82,14 @@ class LicenceOrderWorkflow:
         except (asyncio.CancelledError, ActivityError) as error:
             # Cancelled by hand (the Web UI, `temporal workflow cancel`; the API cancels with a decision). While
             # the run awaits an activity (emails, a reminder), the cancellation arrives as that activity's.
-            if not is_cancelled_exception(error) or not workflow.patched(CLOSE_CANCELLED_ORDERS):
+            cancelled = is_cancelled_exception(error) and workflow.cancellation_reason() is not None
+            if not cancelled or not workflow.patched(CLOSE_CANCELLED_ORDERS):
                 raise
             self._cancelled = True
             closed = await self._end_cancelled()
             if self._outcome is None:
                 raise  # never saved
-            await self._announce()  # again, if the cancellation cut it short: nothing goes out twice
+            await self._announce()  # again, if the cancellation cut it short: what was sent is not sent again
             if closed:
                 raise  # the order was cancelled with the workflow
             return self._outcome  # decided by someone after all
@@ -292,10 +293,13 @@ class LicenceOrderWorkflow:
         self._outcome = outcome
         workflow.upsert_search_attributes([search.ORDER_STATUS.value_set(outcome.status.value)])
 
-    async def _recover_stored_decision(self) -> None:
+    async def _recover_stored_decision(self, *, always: bool = False) -> None:
         """Take on the decision the database holds for this order if this run has not seen it (its update was
-        lost after its transaction committed): its term and emails are seen to, and the run goes on to its end."""
-        if self._outcome is not None or not self._local or not workflow.patched(RECOVER_STORED_DECISIONS):
+        lost after its transaction committed): its term and emails are seen to, and the run goes on to its end.
+        Only runs with RECOVER_STORED_DECISIONS look, unless `always` (a path that is itself new)."""
+        if self._outcome is not None:
+            return
+        if not always and (not self._local or not workflow.patched(RECOVER_STORED_DECISIONS)):
             return
         self._checking = True  # no decision's transaction runs meanwhile: its emails could go out twice
         try:
@@ -350,7 +354,7 @@ class LicenceOrderWorkflow:
         except (ActivityError, ApplicationError) as error:
             if decisions.business_failure(error).type != OrderNotRequested.type:
                 raise
-            await self._recover_stored_decision()  # decided meanwhile, by an update this run never saw
+            await self._recover_stored_decision(always=True)  # decided meanwhile, by an update this run never saw
             return False
         self._decided(outcome)
         return True
