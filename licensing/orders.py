@@ -10,10 +10,10 @@ from typing import TypedDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.service import RPCError, RPCStatusCode
 
 from db.models import LicenceOrder
 from licensing.config import Settings
+from licensing.runs import latest_status
 from payloads.common import Actor, Role
 from payloads.orders import LicenceOrderInput, OrderOutcome
 from rules.durations import parse_duration
@@ -81,16 +81,6 @@ def resuming(
     )
 
 
-async def is_running(client: Client, order_id: uuid.UUID) -> bool:
-    try:
-        description = await client.get_workflow_handle(order_workflow_id(order_id)).describe()
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return description.status is WorkflowExecutionStatus.RUNNING
-
-
 async def start_again(client: Client, settings: Settings, order: LicenceOrder, now: datetime) -> None:
     """Start a run for the order (or join the one running)."""
     await client.start_workflow(
@@ -105,7 +95,7 @@ async def resume_order(
     started one at the same moment, joined). The order is read
     after its workflow was found ended: a workflow writes its order's decision before it ends, so an order still
     requested then was left waiting (not decided by a run that has just ended)."""
-    if await is_running(client, order_id):
+    if await latest_status(client, order_workflow_id(order_id)) is WorkflowExecutionStatus.RUNNING:
         return False
     async with sessions() as session:
         order = await session.get(LicenceOrder, order_id)

@@ -6,9 +6,10 @@ hand (`licensing reconcile`)."""
 
 import asyncio
 import contextlib
-import uuid
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,11 +21,13 @@ from db.models import Customer, LearnerImport, LicenceBlock, LicenceOrder, User
 from licensing.config import Settings
 from licensing.imports import start_import
 from licensing.orders import resume_order
-from licensing.terms import start_block_term, term_state
+from licensing.runs import latest_status
+from licensing.terms import start_block_term
 from payloads.blocks import ExpireBlock
 from payloads.common import SYSTEM, Actor, Role
 from rules.licences import BlockKind
 from rules.orders import OrderStatus
+from workflows.block import block_workflow_id
 
 # Workflows looked up at once (one request to the server each).
 AT_ONCE = 20
@@ -63,6 +66,17 @@ async def _end_upgraded_trials(sessions: async_sessionmaker[AsyncSession], at: d
     return len(ending)
 
 
+async def _count_true(checks: Iterable[Coroutine[Any, Any, bool]]) -> int:
+    """Run the checks, AT_ONCE at a time; how many answered True."""
+    gate = asyncio.Semaphore(AT_ONCE)
+
+    async def gated(check: Coroutine[Any, Any, bool]) -> bool:
+        async with gate:
+            return await check
+
+    return sum(await asyncio.gather(*(gated(check) for check in checks)))
+
+
 async def _ensure_term(
     client: Client,
     settings: Settings,
@@ -73,7 +87,7 @@ async def _ensure_term(
     """Start the term of an active block that has none running; True if a run of it had ended (terminated by
     hand). The block is read again once its term is found ended: a term expires its block before it ends, so a
     block still active then was left without one."""
-    state = await term_state(client, block.id)
+    state = await latest_status(client, block_workflow_id(block.id))
     if state is WorkflowExecutionStatus.RUNNING:
         return False
     if state is None:
@@ -94,14 +108,8 @@ async def _resume_waiting_orders(
     async with sessions() as session:
         query = select(LicenceOrder.id).where(LicenceOrder.status == OrderStatus.REQUESTED.value)
         waiting = list((await session.execute(query)).scalars())
-    gate = asyncio.Semaphore(AT_ONCE)
-
-    async def resume(order_id: uuid.UUID) -> bool:
-        async with gate:
-            return await resume_order(client, settings, sessions, order_id, at)
-
-    resumed = await asyncio.gather(*(resume(order) for order in waiting))
-    return len(waiting), sum(resumed)
+    resumed = await _count_true(resume_order(client, settings, sessions, order_id, at) for order_id in waiting)
+    return len(waiting), resumed
 
 
 async def reconcile(
@@ -121,13 +129,9 @@ async def reconcile(
         imports = select(LearnerImport, Customer, User).join(Customer, Customer.id == LearnerImport.customer_id)
         imports = imports.join(User, User.id == LearnerImport.created_by_id).where(LearnerImport.status == "running")
         running_imports = (await session.execute(imports)).all()
-    gate = asyncio.Semaphore(AT_ONCE)
-
-    async def ensure(block: LicenceBlock, customer: Customer) -> bool:
-        async with gate:
-            return await _ensure_term(client, settings, sessions, customer, block)
-
-    again = await asyncio.gather(*(ensure(block, customer) for block, customer in running_blocks))
+    again = await _count_true(
+        _ensure_term(client, settings, sessions, customer, block) for block, customer in running_blocks
+    )
     for upload, customer, user in running_imports:
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await start_import(client, settings, customer, upload, Actor(user_id=user.id, role=Role(user.role)))
@@ -137,5 +141,5 @@ async def reconcile(
         trials_ended=trials_ended,
         orders=orders,
         orders_resumed=orders_resumed,
-        terms_started_again=sum(again),
+        terms_started_again=again,
     )

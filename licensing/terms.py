@@ -1,12 +1,10 @@
 """Starting a licence block's term workflow, `licence-block-{block_id}`, exactly once per block."""
 
 import contextlib
-import uuid
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from db.models import Customer, LicenceBlock
 from licensing.config import Settings
@@ -54,13 +52,3 @@ async def start_block_term(
             renewal_reminders=settings.renewal_reminder_offsets,
         ),
     )
-
-
-async def term_state(client: Client, block_id: uuid.UUID) -> WorkflowExecutionStatus | None:
-    """Where the block's term workflow stands (its latest run); None if it was never started."""
-    try:
-        return (await client.get_workflow_handle(block_workflow_id(block_id)).describe()).status
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise

@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from payloads.common import SYSTEM
+    from payloads.common import SYSTEM, Actor
     from payloads.orders import (
         AssignOrder,
         AssignRequest,
@@ -339,16 +339,9 @@ class LicenceOrderWorkflow:
 
     async def _close_by_system(self) -> bool:
         workflow.set_current_details("The workflow was cancelled; cancelling its order.")
-        data = CloseOrder(
-            order_id=self._order.order_id,
-            actor=SYSTEM,
-            status=OrderStatus.CANCELLED,
-            decided_at=workflow.now(),
-            reason=CANCELLED_BY_OPERATOR,
-            notify=self._together,
-            # The same whichever workflow task runs it (see `_decide`).
-            decision_key=decisions.key(f"cancelled-with-workflow-{workflow.info().run_id}"),
-        )
+        data = self._closing(SYSTEM, OrderStatus.CANCELLED, CANCELLED_BY_OPERATOR)(workflow.now())
+        # The same whichever workflow task runs it (see `_decide`).
+        data.decision_key = decisions.key(f"cancelled-with-workflow-{workflow.info().run_id}")
         try:
             outcome = await self._transaction("close_order", data, OrderOutcome, "Cancel the order with the workflow")
         except (ActivityError, ApplicationError) as error:
@@ -379,16 +372,19 @@ class LicenceOrderWorkflow:
 
     @workflow.update
     async def reject(self, request: RejectRequest) -> OrderOutcome:
-        return await self._decide(OrderDecision.REJECT, "close_order", self._closing(request, OrderStatus.REJECTED))
+        closing = self._closing(request.actor, OrderStatus.REJECTED, request.reason)
+        return await self._decide(OrderDecision.REJECT, "close_order", closing)
 
-    def _closing(self, request: RejectRequest | CancelRequest, status: OrderStatus) -> Callable[[datetime], CloseOrder]:
+    def _closing(
+        self, actor: Actor, status: OrderStatus, reason: str | None = None
+    ) -> Callable[[datetime], CloseOrder]:
         def data_at(now: datetime) -> CloseOrder:
             return CloseOrder(
                 order_id=self._order.order_id,
-                actor=request.actor,
+                actor=actor,
                 status=status,
                 decided_at=now,
-                reason=request.reason if isinstance(request, RejectRequest) else None,
+                reason=reason,
                 notify=self._together,
             )
 
@@ -400,7 +396,9 @@ class LicenceOrderWorkflow:
 
     @workflow.update
     async def cancel(self, request: CancelRequest) -> OrderOutcome:
-        return await self._decide(OrderDecision.CANCEL, "close_order", self._closing(request, OrderStatus.CANCELLED))
+        return await self._decide(
+            OrderDecision.CANCEL, "close_order", self._closing(request.actor, OrderStatus.CANCELLED)
+        )
 
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
