@@ -4,14 +4,16 @@ import contextlib
 import uuid
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from db import orders as stored_orders
 from licensing.config import Settings
 from payloads.blocks import ExpireNow
 from payloads.common import SYSTEM, Actor, Role
-from payloads.orders import AssignRequest, CancelRequest, LicenceOrderInput, OrderOutcome, PersistOrder
+from payloads.orders import AssignRequest, CancelRequest, CloseOrder, LicenceOrderInput, OrderOutcome, PersistOrder
 from rules.orders import OrderStatus
 from tests import factories
 from workflows.block import LicenceBlockWorkflow, block_workflow_id
@@ -91,6 +93,42 @@ class Orders:
             outcome = await handle.result()
             if outcome is not None and outcome.block_id is not None:
                 await end_term(self.env, outcome.block_id)
+
+
+def rejection(
+    tenant: factories.Tenant,
+    order: uuid.UUID,
+    reason: str,
+    *,
+    at: datetime,
+    notify: bool = False,
+    key: str | None = None,
+) -> CloseOrder:
+    """The partner manager's rejection of the order, as its workflow's transaction receives it."""
+    return CloseOrder(
+        order_id=order,
+        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
+        status=OrderStatus.REJECTED,
+        decided_at=at,
+        reason=reason,
+        notify=notify,
+        decision_key=key,
+    )
+
+
+async def reject_unseen(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tenant: factories.Tenant,
+    order: uuid.UUID,
+    *,
+    reason: str,
+    at: datetime,
+) -> None:
+    """The partner's rejection committed by an update its workflow never saw (the server lost it): the order is
+    rejected in the database, its emails written, not sent."""
+    lost = rejection(tenant, order, reason, at=at, notify=True, key="an update the server lost")
+    await stored_orders.close_order(sessions, lost, mail_from=settings.mail_from)
 
 
 async def decided(handle: OrderHandle) -> OrderOutcome:

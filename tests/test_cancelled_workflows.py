@@ -15,16 +15,15 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from api import order_workflows
-from db import orders as stored
 from db.models import AuditEvent, Customer, LicenceOrder, Partner
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from payloads.common import Role
-from payloads.orders import CancelRequest, CloseOrder, OrderRegistered
+from payloads.orders import CancelRequest, OrderRegistered
 from rules.errors import Conflict
 from rules.orders import OrderStatus
 from tests import factories
-from tests.ordering import OrderHandle, Orders, actor, end_term, order_id
+from tests.ordering import OrderHandle, Orders, actor, end_term, order_id, reject_unseen
 from tests.smtp_server import SmtpServer, free_port
 from workflows.order_patches import CANCELLED_BY_OPERATOR, CLOSE_CANCELLED_ORDERS
 
@@ -195,16 +194,7 @@ async def test_a_decision_stored_unseen_stands_when_the_workflow_is_cancelled(
     then the workflow is cancelled: cancelling the order is refused as already decided, and the run takes on the
     stored rejection, sends its email and completes with it."""
     handle = await orders.request(tenant, 2)
-    rejection = CloseOrder(
-        order_id=order_id(handle),
-        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
-        status=OrderStatus.REJECTED,
-        decided_at=datetime.now(UTC),
-        reason="Out of budget",
-        notify=True,
-        decision_key="an update the server lost",
-    )
-    await stored.close_order(sessions, rejection, mail_from=settings.mail_from)  # its email written, not sent
+    await reject_unseen(sessions, settings, tenant, order_id(handle), reason="Out of budget", at=datetime.now(UTC))
     await handle.cancel()
     outcome = await asyncio.wait_for(handle.result(), 60)
     orders.started.remove(handle)

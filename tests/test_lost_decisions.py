@@ -17,11 +17,11 @@ from db import orders as stored_orders
 from db.models import LicenceBlock, Partner
 from licensing.config import Settings
 from payloads.common import Role
-from payloads.orders import AssignOrder, CloseOrder, OrderOutcome, RejectRequest
+from payloads.orders import AssignOrder, OrderOutcome, RejectRequest
 from rules.durations import add_duration, parse_duration
 from rules.orders import OrderStatus
 from tests import factories
-from tests.ordering import OrderHandle, Orders, actor, decided, order_id
+from tests.ordering import OrderHandle, Orders, actor, decided, order_id, reject_unseen
 from tests.smtp_server import SmtpServer
 from workflows.block import block_workflow_id
 from workflows.order import LicenceOrderWorkflow
@@ -114,16 +114,7 @@ async def test_a_waiting_order_takes_on_a_stored_rejection_with_its_email(
     tenant = await factories.tenant(sessions)
     handle = await orders.request(tenant, 2)
     now = await orders.env.get_current_time()
-    rejection = CloseOrder(
-        order_id=order_id(handle),
-        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
-        status=OrderStatus.REJECTED,
-        decided_at=now,
-        reason="no budget this quarter",
-        notify=True,
-        decision_key="an-update-the-server-lost",
-    )
-    await stored_orders.close_order(sessions, rejection, mail_from=settings.mail_from)
+    await reject_unseen(sessions, settings, tenant, order_id(handle), reason="no budget this quarter", at=now)
     await orders.env.sleep(timedelta(days=2, hours=1))  # past the first reminder (P2D)
     outcome = await _decided(handle)
     assert (outcome.status, outcome.decided_at) == (OrderStatus.REJECTED, now)

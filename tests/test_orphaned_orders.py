@@ -13,15 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from db import orders as stored
 from db.models import LicenceOrder
 from licensing.config import Settings
 from licensing.orders import order_workflow_id, resume_order, start_again
 from licensing.reconcile import reconcile
-from payloads.common import Actor, Role
-from payloads.orders import CloseOrder, OrderOutcome
+from payloads.orders import OrderOutcome
 from rules.orders import OrderStatus
 from tests.factories import Tenant
+from tests.ordering import reject_unseen
 from tests.smtp_server import SmtpServer
 from tests.test_api_orders import eventually, request_licences, stock
 
@@ -93,17 +92,7 @@ async def test_a_run_started_again_takes_on_a_decision_made_meanwhile(
     order = await request_licences(api, tenant, 3)
     await _terminated(dev_server, order)
     waiting = await _order(sessions, order)
-    partner_manager = Actor(user_id=tenant.partner_manager.id, role=Role.PARTNER_MANAGER)
-    rejection = CloseOrder(
-        order_id=waiting.id,
-        actor=partner_manager,
-        status=OrderStatus.REJECTED,
-        decided_at=datetime.now(UTC),
-        reason="No budget left",
-        notify=True,
-        decision_key="an update that was lost",
-    )
-    await stored.close_order(sessions, rejection, mail_from=settings.mail_from)  # its emails written, not sent
+    await reject_unseen(sessions, settings, tenant, waiting.id, reason="No budget left", at=datetime.now(UTC))
 
     assert not await resume_order(dev_server.client, settings, sessions, waiting.id, datetime.now(UTC))  # decided
     await start_again(dev_server.client, settings, waiting, datetime.now(UTC))  # from what it read before

@@ -20,9 +20,8 @@ from payloads.common import Role
 from payloads.email import DeliverEmail, EmailStatus
 from payloads.orders import AssignOrder, CloseOrder, LicenceTerm, OrderEvent, OrderNotice
 from rules.errors import OrderNotRequested
-from rules.orders import OrderStatus
 from tests import factories
-from tests.ordering import actor, new_order
+from tests.ordering import actor, new_order, rejection
 from tests.smtp_server import SmtpServer
 from workflows.block import block_workflow_id
 
@@ -53,14 +52,7 @@ def _assignment(
 
 def _rejection(tenant: factories.Tenant, order_id: uuid.UUID, reason: str, *, notify: bool = False) -> CloseOrder:
     """The partner manager's rejection of the order, now."""
-    return CloseOrder(
-        order_id=order_id,
-        actor=actor(tenant.partner_manager, Role.PARTNER_MANAGER),
-        status=OrderStatus.REJECTED,
-        decided_at=NOW,
-        reason=reason,
-        notify=notify,
-    )
+    return rejection(tenant, order_id, reason, at=NOW, notify=notify)
 
 
 async def test_persisting_twice_saves_one_order_and_one_audit_event(
