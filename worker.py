@@ -6,11 +6,21 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
+from temporalio.client import Client
+from temporalio.service import RPCError
+
 from db.session import create_engine, create_session_factory
 from licensing.config import get_settings
 from licensing.logs import configure as configure_logs
 from licensing.reconcile import reconcile
-from licensing.temporal import build_worker, connect, metrics_runtime
+from licensing.temporal import (
+    build_worker,
+    connect,
+    metrics_runtime,
+    missing_search_attributes,
+    register_search_attributes,
+    search_attributes_command,
+)
 
 log = logging.getLogger("licensing.worker")
 # Blocks started this recently are checked for a term workflow at every start; `licensing reconcile --all` checks all.
@@ -22,6 +32,7 @@ async def main() -> None:
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
     client = await connect(settings, runtime=metrics_runtime(settings.worker_metrics_address))
+    await _search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings, sessions)
     repaired = await reconcile(client, settings, sessions, blocks_since=datetime.now(UTC) - RECENT_BLOCKS)
     log.info(
@@ -42,6 +53,26 @@ async def main() -> None:
         await worker.run()
     finally:
         await engine.dispose()
+
+
+async def _search_attributes(client: Client, namespace: str) -> None:
+    """Register the search attributes the namespace lacks (every workflow is filed under them, so none can start
+    without them); a namespace whose attributes cannot be listed here (no operator rights) is trusted."""
+    try:
+        missing = await missing_search_attributes(client, namespace)
+    except RPCError as error:
+        log.warning("could not check the search attributes of namespace %s (%s); assuming they exist", namespace, error)
+        return
+    if not missing:
+        return
+    try:
+        await register_search_attributes(client, namespace, missing)
+    except RPCError as error:
+        raise SystemExit(
+            f"the Temporal namespace {namespace} lacks the search attributes {', '.join(missing)} and they could not "
+            f"be registered ({error.message}); register them with: {search_attributes_command(namespace)}"
+        ) from error
+    log.info("registered the search attributes %s on namespace %s", ", ".join(missing), namespace)
 
 
 if __name__ == "__main__":

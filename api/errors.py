@@ -1,6 +1,7 @@
 """Every refusal becomes `{"detail": "..."}` with one status per business error type, decided here only."""
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -8,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from rules.errors import (
     Conflict,
@@ -75,7 +76,13 @@ def _readable(error: dict[str, object]) -> str:
         return f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"  # type: ignore[attr-defined]
     location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")  # type: ignore[attr-defined]
     message = str(error.get("msg", "is invalid"))
+    # Pydantic's wording made for people: our own checks' messages without its "Value error, " label, and the
+    # allowed values of a field as they are sent (`'operator'`), not as Python names them (`<Role.OPERATOR: ...>`).
+    message = _ENUM_MEMBER.sub(r"\1", message.removeprefix("Value error, "))
     return f"{location}: {message}" if location else message
+
+
+_ENUM_MEMBER = re.compile(r"<\w+\.\w+: ('[^']*')>")
 
 
 def install(app: FastAPI) -> None:
@@ -126,4 +133,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RPCError)
     async def _temporal_down(_: Request, error: RPCError) -> JSONResponse:
         log.error("Temporal call failed", exc_info=error)
+        if error.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in error.message:
+            # Not the caller's doing, nor passing: the service is not set up. Say what an operator must do.
+            return _detail(
+                503,
+                "the workflow service is not set up for this service: its namespace lacks a search attribute "
+                f"({error.message}); an operator starts the worker, which registers PartnerId, CustomerId and "
+                "OrderStatus, or registers them by hand",
+            )
         return _detail(503, "the workflow service is unavailable right now; try again shortly")

@@ -2,7 +2,7 @@
 
 import unicodedata
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -13,9 +13,11 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
+from api import clock
 from payloads.common import Role
 
 
@@ -149,8 +151,9 @@ class BlockOut(BaseModel):
     kind: str
     quantity: int
     starts_at: datetime
-    expires_at: datetime
+    expires_at: datetime = Field(description="when the term ends (or was to end, if the block expired early)")
     status: str
+    expired_at: datetime | None = Field(description="when the block expired; null while it is active")
     order_id: uuid.UUID | None
 
 
@@ -219,7 +222,9 @@ class AllocationRequest(Request):
 
     @model_validator(mode="after")
     def _one_way(self) -> "AllocationRequest":
-        if (self.learner_ids is None) == (self.all is None):
+        if self.learner_ids is None and self.all is None:
+            raise ValueError('say whom to allocate to: "learner_ids": [...] or "all": "expired" (or "unlicensed")')
+        if self.learner_ids is not None and self.all is not None:
             raise ValueError('send either "learner_ids": [...] or "all": "expired" (or "unlicensed"), not both')
         if self.learner_ids is not None and len(set(self.learner_ids)) != len(self.learner_ids):
             raise ValueError("learner_ids: each learner may be listed once")
@@ -235,6 +240,17 @@ class TrainingRecordCreate(Request):
     course: Course
     completed_at: AwareDatetime
     score: int = Field(strict=True, ge=0, le=100)
+
+    @field_validator("completed_at")
+    @classmethod
+    def _done(cls, completed_at: datetime) -> datetime:
+        """A record tells of a course completed, so not later than now (give or take clocks a little apart)."""
+        if completed_at > clock.now() + CLOCK_SKEW:
+            raise ValueError("is in the future; a training record is of a course already completed")
+        return completed_at
+
+
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class TrainingRecordOut(BaseModel):

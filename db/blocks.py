@@ -2,13 +2,15 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Case, case, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import QueryableAttribute
 
 from db import audit
 from db.models import Learner, Licence, LicenceBlock
-from db.types import affected
+from db.types import UTCDateTime, affected
 from payloads.blocks import BlockExpired, ExpireBlock
 from rules.errors import NotFound
 from rules.licences import BlockKind, LearnerStatus, LicenceStatus
@@ -66,9 +68,17 @@ async def expire_block(sessions: async_sessionmaker[AsyncSession], data: ExpireB
         await session.execute(
             select(func.count()).select_from(select(Licence.id).where(*live).with_for_update().subquery())
         )
+        # The learners' licences ended now if the block ends early (a trial's customer upgraded, an operator's early
+        # expiry), not when the term was to end; ended late (after an outage), the term's end stands. The block
+        # keeps the term's end (`expires_at`) beside its real one (`expired_at`).
         holders = select(Licence.learner_id).where(*live, Licence.learner_id.is_not(None))
         learners = await session.execute(
-            update(Learner).where(Learner.id.in_(holders)).values(licence_status=LearnerStatus.EXPIRED.value)
+            update(Learner)
+            .where(Learner.id.in_(holders))
+            .values(
+                licence_status=LearnerStatus.EXPIRED.value,
+                licence_expires_at=_no_later(Learner.licence_expires_at, data.at),
+            )
         )
         licences = await session.execute(
             update(Licence).where(*live).values(status=LicenceStatus.EXPIRED.value, learner_id=None)
@@ -89,6 +99,11 @@ async def expire_block(sessions: async_sessionmaker[AsyncSession], data: ExpireB
             details={"reason": data.reason, "licences": outcome.licences_expired, "learners": outcome.learners_expired},
         )
     return outcome
+
+
+def _no_later(column: QueryableAttribute[datetime | None], at: datetime) -> Case[Any]:
+    """The licence end in `column`, or `at` if that is earlier."""
+    return case((column > at, literal(at, UTCDateTime())), else_=column)
 
 
 async def _what_expired(session: AsyncSession, block: LicenceBlock) -> BlockExpired:

@@ -331,6 +331,10 @@ class OutboxEmail(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # The sending attempt that holds the message while it is `pending`, and until when (`db.outbox`): of two
+    # attempts at once, one sends it; the claim of an attempt that died lapses.
+    claimed_by: Mapped[uuid.UUID | None]
+    claimed_until: Mapped[datetime | None]
 
 
 class IdempotentRequest(Base):

@@ -10,6 +10,7 @@ from email.utils import parseaddr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db import outbox
 from db.models import Customer, LicenceBlock, LicenceOrder, Notification, OutboxEmail, Partner, User
 from mail import templates
 from payloads.blocks import BlockEvent, BlockNotice
@@ -35,7 +36,8 @@ class Notice:
 
 @dataclass(frozen=True)
 class Written:
-    """Every outbox id of an event's notices (new or earlier), and the messages this transaction wrote."""
+    """Every outbox id of an event's notices (new or earlier), and the messages this transaction wrote (claimed
+    for the activity that wrote them: it sends them at once, `mail.postman`)."""
 
     email_ids: list[uuid.UUID]
     new: list[OutboxEmail]
@@ -53,6 +55,7 @@ async def write_notices(
         found = await session.execute(select(OutboxEmail.key, OutboxEmail.id).where(OutboxEmail.key.in_(keys)))
         existing = {key: email_id for key, email_id in found.all()}
     new: list[OutboxEmail] = []
+    claim = outbox.Claim.new(outbox.WRITER_CLAIM)  # the activity writing them sends them right after
     for notice in notices:
         if notice.key in existing:
             continue
@@ -67,6 +70,8 @@ async def write_notices(
             status="pending",
             attempts=0,
             created_at=at,
+            claimed_by=claim.token,
+            claimed_until=claim.until,
         )
         session.add(email)
         new.append(email)

@@ -177,6 +177,7 @@ async def _deactivate(session: AsyncSession, learner: Learner, actor: Actor, now
     licence_id = await release_licence(session, learner)
     learner.active = False
     learner.licence_status = LearnerStatus.UNLICENSED.value
+    learner.licence_expires_at = None
     await _audit(
         session,
         learner,

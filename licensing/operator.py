@@ -137,17 +137,18 @@ async def resend_email(settings: Settings, email_id: uuid.UUID) -> None:
         mail = postman(settings, sessions)
         email = await outbox.load(mail.readers, email_id)
         async with sessions.begin() as session:
-            # Taken from `failed` in one statement: of two operators resending it at once, one sends it.
+            # Taken from `failed` in one statement (and claimed): of two operators resending it at once, one sends it.
+            claim = outbox.Claim.new(outbox.DELIVERY_CLAIM)
             taken = await session.execute(
                 update(OutboxEmail)
                 .where(OutboxEmail.id == email_id, OutboxEmail.status == "failed")
-                .values(status="pending")
+                .values(status="pending", claimed_by=claim.token, claimed_until=claim.until)
             )
         if not affected(taken):
             current = await outbox.load(mail.readers, email_id)
             raise NotFound(f"email {email_id} has not failed (it is {current.status})")
         try:
-            await smtp.send(mail.envelope(email), mail.relay)
+            await mail.send_one(email)
         except (smtp.TemporaryFailure, smtp.PermanentFailure) as problem:
             await mail.record([outbox.Attempt(email_id, "failed", str(problem))])
             raise

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -32,7 +32,14 @@ def metrics_runtime(bind_address: str) -> Runtime | None:
     http://ADDRESS/metrics; None keeps the default runtime without an endpoint."""
     if not bind_address:
         return None
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind_address)))
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind_address)))
+    except ValueError as problem:  # the SDK's "Failed starting Prometheus exporter: Address already in use"
+        raise SystemExit(
+            f"the worker's metrics endpoint cannot listen on {bind_address} ({problem}); another worker on this "
+            "machine may hold it: give each worker its own LICENSING_WORKER_METRICS_ADDRESS (host:port), or an "
+            "empty one to turn the endpoint off"
+        ) from problem
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
@@ -44,13 +51,31 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     )
 
 
-async def register_search_attributes(client: Client, namespace: str) -> None:
-    """Register PartnerId, CustomerId and OrderStatus (the dev server does this itself from its flags)."""
+async def register_search_attributes(client: Client, namespace: str, names: Sequence[str] | None = None) -> None:
+    """Register PartnerId, CustomerId and OrderStatus (or those of them named) as keyword search attributes."""
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=namespace,
-            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search.ALL_KEYS},
+            search_attributes={
+                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                for key in search.ALL_KEYS
+                if names is None or key.name in names
+            },
         )
+    )
+
+
+async def missing_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Those of our search attributes the namespace does not have."""
+    listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    return [key.name for key in search.ALL_KEYS if key.name not in listed.custom_attributes]
+
+
+def search_attributes_command(namespace: str) -> str:
+    """What an operator runs to register them by hand."""
+    return " && ".join(
+        f"temporal operator search-attribute create --namespace {namespace} --name {key.name} --type Keyword"
+        for key in search.ALL_KEYS
     )
 
 

@@ -4,7 +4,7 @@ connection, or one at a time in the retrying `deliver_email` activity for those 
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -26,6 +26,11 @@ AT_ONCE_SECONDS = 5.0
 # again; so a database that is away for a moment is waited for: until shortly before the activity's own
 # timeout, or this long outside an activity.
 RECORD_SECONDS = 10.0
+# Sending one message in the retrying delivery: well within the activity's 45-second timeout.
+SEND_SECONDS = 30.0
+# A claim outlasts sending and recording what became of the messages.
+assert outbox.WRITER_CLAIM.total_seconds() > AT_ONCE_SECONDS + RECORD_SECONDS
+assert outbox.DELIVERY_CLAIM.total_seconds() > SEND_SECONDS + RECORD_SECONDS
 
 
 class Postman:
@@ -67,13 +72,14 @@ class Postman:
         self, email_ids: Sequence[uuid.UUID], *, written_now: Sequence[OutboxEmail] = ()
     ) -> list[uuid.UUID]:
         """Send what is still pending of `email_ids` over one connection; return the ids still pending.
-        `written_now`: messages just written (so pending), which need not be read back.
+        `written_now`: messages just written (so pending, and claimed for this activity), which need not be read
+        back or claimed again. A message another attempt holds is left to it (and returned as pending).
 
         A permanent refusal is recorded as failed and the next message goes on; a temporary one (or a slow or
         absent relay) stops here and leaves that message and the rest for the retrying delivery."""
-        emails = await self._pending(email_ids, written_now)
+        emails, held = await self._take(email_ids, written_now)
         if not emails:
-            return []
+            return held
         settled: list[outbox.Attempt] = []
         problem: str | None = None
         try:
@@ -90,28 +96,38 @@ class Postman:
         except TimeoutError:
             problem = f"the relay did not take the messages within {self._at_once_seconds:g} s"
         done = {attempt.email_id for attempt in settled}
-        left = [email.id for email in emails if email.id not in done]
-        if problem is not None and left:
-            settled.append(outbox.Attempt(left[0], "pending", problem))
-        await self.record(settled)
-        return left
+        unsent = [email for email in emails if email.id not in done]
+        if problem is not None and unsent:
+            settled.append(outbox.Attempt(unsent[0].id, "pending", problem))
+        await self.record(settled, let_go=unsent)
+        left = set(held) | {email.id for email in unsent}
+        return [email_id for email_id in email_ids if email_id in left]
 
-    async def _pending(self, email_ids: Sequence[uuid.UUID], written_now: Sequence[OutboxEmail]) -> list[OutboxEmail]:
-        if not email_ids:
-            return []
-        just_written = {email.id: email for email in written_now}
-        if all(email_id in just_written for email_id in email_ids):
-            return [just_written[email_id] for email_id in email_ids]
-        return await outbox.pending(self.readers, email_ids)
+    async def _take(
+        self, email_ids: Sequence[uuid.UUID], written_now: Sequence[OutboxEmail]
+    ) -> tuple[list[OutboxEmail], list[uuid.UUID]]:
+        """The messages to send now (claimed) and the ids of those another attempt holds. Messages just written
+        are claimed already, unless so much time passed since (a slow commit, a slow call before sending) that
+        the claim would not outlast sending and recording: then it is renewed first, or they count as earlier."""
+        enough = outbox.wall_clock() + timedelta(seconds=self._at_once_seconds + self._record_seconds)
+        timely = [email for email in written_now if email.claimed_until and email.claimed_until > enough]
+        late = [email for email in written_now if email not in timely]
+        renewed = await outbox.extend(self.sessions, late, lasting=outbox.WRITER_CLAIM)
+        just_written = {email.id: email for email in written_now if email in timely or email.id in renewed}
+        earlier = [email_id for email_id in email_ids if email_id not in just_written]
+        claimed = await outbox.claim(self.sessions, earlier, lasting=outbox.WRITER_CLAIM)
+        mine = {email.id: email for email in claimed.mine} | just_written
+        return [mine[email_id] for email_id in email_ids if email_id in mine], [held.email_id for held in claimed.held]
 
-    async def record(self, attempts: Sequence[outbox.Attempt]) -> None:
-        """Record what became of each message, waiting out a database that is briefly unreachable."""
+    async def record(self, attempts: Sequence[outbox.Attempt], *, let_go: Sequence[OutboxEmail] = ()) -> None:
+        """Record what became of each message, and let go of the claims on `let_go` (left pending), waiting out
+        a database that is briefly unreachable."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._record_budget()
         pause = 0.2
         while True:
             try:
-                await outbox.settle_each(self.sessions, attempts, at=self.now())
+                await outbox.settle_each(self.sessions, attempts, at=self.now(), let_go=let_go)
                 return
             except (OperationalError, InterfaceError):
                 if loop.time() + pause > deadline:
@@ -126,6 +142,15 @@ class Postman:
                 ends = info.started_time + info.start_to_close_timeout
                 return max((ends - datetime.now(UTC)).total_seconds() - 2, 0)
         return self._record_seconds
+
+    async def send_one(self, email: OutboxEmail) -> None:
+        """One message on a connection of its own, within `SEND_SECONDS` in all (the relay's timeout is per step):
+        the claim of the attempt sending it outlasts the send."""
+        try:
+            async with asyncio.timeout(SEND_SECONDS):
+                await smtp.send(self.envelope(email), self.relay)
+        except TimeoutError:
+            raise smtp.TemporaryFailure(f"the relay did not take the message within {SEND_SECONDS:g} s") from None
 
     def _quick_relay(self) -> smtp.Relay:
         return smtp.Relay(self.relay.host, self.relay.port, min(self.relay.timeout_seconds, self._at_once_seconds))

@@ -2,17 +2,20 @@
 
 import contextlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from db import orders as stored_orders
+from db.models import OutboxEmail
 from licensing.config import Settings
 from payloads.blocks import ExpireNow
 from payloads.common import SYSTEM, Actor, Role
+from payloads.email import EmailsWritten
 from payloads.orders import AssignRequest, CancelRequest, CloseOrder, LicenceOrderInput, OrderOutcome, PersistOrder
 from rules.orders import OrderStatus
 from tests import factories
@@ -128,7 +131,17 @@ async def reject_unseen(
     """The partner's rejection committed by an update its workflow never saw (the server lost it): the order is
     rejected in the database, its emails written, not sent."""
     lost = rejection(tenant, order, reason, at=at, notify=True, key="an update the server lost")
-    await stored_orders.close_order(sessions, lost, mail_from=settings.mail_from)
+    await claims_lapsed(sessions, await stored_orders.close_order(sessions, lost, mail_from=settings.mail_from))
+
+
+async def claims_lapsed(sessions: async_sessionmaker[AsyncSession], written: EmailsWritten) -> None:
+    """The activity that wrote these emails died a while ago, before sending them: its claim on them has lapsed
+    (`db.outbox`), so the next attempt sends them at once."""
+    lapsed = datetime.now(UTC) - timedelta(seconds=1)
+    async with sessions.begin() as session:
+        await session.execute(
+            update(OutboxEmail).where(OutboxEmail.id.in_(written.email_ids)).values(claimed_until=lapsed)
+        )
 
 
 async def decided(handle: OrderHandle) -> OrderOutcome:

@@ -127,6 +127,18 @@ async def test_expiry_marks_the_learners_expired(
         query = select(Learner.licence_status).where(Learner.customer_id == tenant.customer_id)
         statuses = sorted((await session.execute(query)).scalars())
     assert statuses == ["expired", "expired"]
+    ends = block.expires_at, block.expires_at, {block.expires_at}  # the term's end stands
+    assert await _ends(sessions, tenant, block.id) == ends
+
+
+async def _ends(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, block_id: uuid.UUID
+) -> tuple[datetime, datetime | None, set[datetime | None]]:
+    """The block's term end, when it expired, and its (former) holders' licence ends."""
+    async with sessions() as session:
+        block = await session.get_one(LicenceBlock, block_id)
+        learners = select(Learner.licence_expires_at).where(Learner.customer_id == tenant.customer_id)
+        return block.expires_at, block.expired_at, set((await session.execute(learners)).scalars())
 
 
 @pytest.mark.parametrize(
@@ -157,12 +169,16 @@ async def test_a_term_runs_twelve_calendar_months(
 async def test_early_expiry_ends_the_term_now(
     orders: Orders, smtp: SmtpServer, sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
 ) -> None:
-    handle, block = await _term(orders, sessions, tenant, starts_at=await orders.env.get_current_time())
+    handle, block = await _term(
+        orders, sessions, tenant, starts_at=await orders.env.get_current_time(), learners_to_add=2
+    )
     expired = await handle.execute_update(LicenceBlockWorkflow.expire_now, ExpireNow(actor=SYSTEM))
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(LicenceBlockWorkflow.expire_now, ExpireNow(actor=SYSTEM))
     await handle.result()
     assert (expired.expired_at < block.expires_at, expired.licences_expired) == (True, 3)
+    # Its learners' licences say when they really ended; the block keeps its term's end beside it.
+    assert await _ends(sessions, tenant, block.id) == (block.expires_at, expired.expired_at, {expired.expired_at})
     assert any("early" in m.get_body(("plain",)).get_content() for m in smtp.inbox.to(tenant.customer_manager.email))  # type: ignore[union-attr]
 
 

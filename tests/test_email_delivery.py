@@ -169,8 +169,9 @@ NOW = datetime(2026, 11, 27, 9, tzinfo=UTC)
 
 async def _requested_emails(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings
-) -> tuple[list[uuid.UUID], list[str]]:
-    """A saved order's "requested" emails to two partner managers (sorted by address): ids and addresses."""
+) -> tuple[list[uuid.UUID], list[str], list[OutboxEmail]]:
+    """A saved order's "requested" emails to two partner managers (sorted by address): ids, addresses and the
+    messages as written (claimed for the activity that wrote them, which sends them at once)."""
     await factories.person(sessions, Role.PARTNER_MANAGER, partner_id=tenant.partner_id)
     data = new_order(tenant, 2, at=NOW, notify=True)
     registered = await orders.persist_order(sessions, data, mail_from=settings.mail_from)
@@ -179,7 +180,7 @@ async def _requested_emails(
             select(OutboxEmail.id, OutboxEmail.recipient).where(OutboxEmail.id.in_(registered.email_ids))
         )
         by_id = {email_id: recipient for email_id, recipient in found.all()}
-    return registered.email_ids, [by_id[i] for i in registered.email_ids]
+    return registered.email_ids, [by_id[i] for i in registered.email_ids], registered.written_now()
 
 
 async def _states(sessions: async_sessionmaker[AsyncSession], ids: list[uuid.UUID]) -> list[tuple[str, int, bool]]:
@@ -196,9 +197,9 @@ async def _states(sessions: async_sessionmaker[AsyncSession], ids: list[uuid.UUI
 async def test_emails_sent_at_once_go_out_once_however_often_the_activity_runs(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, smtp: SmtpServer
 ) -> None:
-    ids, recipients = await _requested_emails(sessions, tenant, settings)
+    ids, recipients, written = await _requested_emails(sessions, tenant, settings)
     mail = postman(settings, sessions)
-    left = [await mail.send_at_once(ids), await mail.send_at_once(ids)]
+    left = [await mail.send_at_once(ids, written_now=written), await mail.send_at_once(ids)]
     received = [len(smtp.inbox.to(r)) for r in recipients]
     assert (left, received, await _states(sessions, ids)) == ([[], []], [1, 1], [("sent", 1, False)] * 2)
 
@@ -225,9 +226,9 @@ async def test_messages_just_written_are_sent_as_written_and_a_retry_reads_what_
 async def test_a_permanent_refusal_is_recorded_and_the_next_message_still_goes(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, smtp: SmtpServer
 ) -> None:
-    ids, recipients = await _requested_emails(sessions, tenant, settings)
+    ids, recipients, written = await _requested_emails(sessions, tenant, settings)
     smtp.inbox.refusals.append("550 5.1.1 no such mailbox")
-    left = await postman(settings, sessions).send_at_once(ids)
+    left = await postman(settings, sessions).send_at_once(ids, written_now=written)
     received = [len(smtp.inbox.to(r)) for r in recipients]
     assert (left, received, await _states(sessions, ids)) == ([], [0, 1], [("failed", 1, True), ("sent", 1, False)])
 
@@ -235,9 +236,9 @@ async def test_a_permanent_refusal_is_recorded_and_the_next_message_still_goes(
 async def test_a_temporary_refusal_leaves_that_message_and_the_rest_for_the_retrying_delivery(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, smtp: SmtpServer
 ) -> None:
-    ids, recipients = await _requested_emails(sessions, tenant, settings)
+    ids, recipients, written = await _requested_emails(sessions, tenant, settings)
     smtp.inbox.refusals.append("421 4.3.2 try again later")
-    left = await postman(settings, sessions).send_at_once(ids)
+    left = await postman(settings, sessions).send_at_once(ids, written_now=written)
     assert (left, await _states(sessions, ids)) == (ids, [("pending", 1, True), ("pending", 0, False)])
     result = await ActivityEnvironment().run(
         EmailActivities(postman(settings, sessions)).deliver_email, DeliverEmail(email_id=ids[0])
@@ -248,9 +249,9 @@ async def test_a_temporary_refusal_leaves_that_message_and_the_rest_for_the_retr
 async def test_an_absent_or_silent_relay_costs_the_activity_at_most_its_time_budget(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings
 ) -> None:
-    ids, _ = await _requested_emails(sessions, tenant, settings)
+    ids, _, written = await _requested_emails(sessions, tenant, settings)
     absent = settings.model_copy(update={"smtp_port": free_port()})
-    assert await postman(absent, sessions).send_at_once(ids) == ids
+    assert await postman(absent, sessions).send_at_once(ids, written_now=written) == ids
 
     async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()  # never greets; the client gives up first
@@ -328,7 +329,7 @@ async def test_what_the_relay_took_is_recorded_once_the_database_is_back_not_sen
 ) -> None:
     """Failing to record a sent message would retry the activity and send it again: the postman waits for a
     database that is briefly away instead."""
-    ids, _ = await _requested_emails(sessions, tenant, settings)
+    ids, _, _ = await _requested_emails(sessions, tenant, settings)
     async with _reachable_after(database_url, 1.0) as later:
         engine, mail = _postman_on(later, settings, record_seconds=30)
         started = time.monotonic()
@@ -343,7 +344,7 @@ async def test_what_the_relay_took_is_recorded_once_the_database_is_back_not_sen
 async def test_recording_gives_up_when_the_database_stays_away(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, database_url: str
 ) -> None:
-    ids, _ = await _requested_emails(sessions, tenant, settings)
+    ids, _, _ = await _requested_emails(sessions, tenant, settings)
     async with _reachable_after(database_url, 60) as never:
         engine, mail = _postman_on(never, settings, record_seconds=0.5)
         try:

@@ -15,7 +15,7 @@ from db import blocks, directory, learners
 from db import scim as directory_sync
 from db.models import Customer, Learner, Licence, LicenceBlock
 from payloads.blocks import ExpireBlock
-from payloads.common import SYSTEM
+from payloads.common import SYSTEM, Role
 from rules.errors import InsufficientLicences
 from rules.licences import BlockKind, LearnerSource, LearnerStatus
 from tests import factories
@@ -233,6 +233,51 @@ async def test_a_nul_character_in_a_name_is_422(api: httpx.AsyncClient, tenant: 
         headers=tenant.customer_manager.headers,
     )
     assert response.status_code == 422
+
+
+async def test_messages_for_bad_input_read_as_written_for_people(
+    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """No Python names of allowed values, no "Value error," label, and the message that fits what was sent."""
+    operator = await factories.person(sessions, Role.OPERATOR)
+    role = await api.post(
+        "/users", json={"email": "w@example.com", "name": "W", "role": "wizard"}, headers=operator.headers
+    )
+    allocations = f"/customers/{tenant.customer_id}/licence-allocations"
+    nobody = await api.post(allocations, json={}, headers=tenant.customer_manager.headers)
+    both = await api.post(
+        allocations,
+        json={"learner_ids": [str(uuid.uuid4())], "all": "expired"},
+        headers=tenant.customer_manager.headers,
+    )
+    assert role.status_code == 422
+    assert role.json()["detail"] == "role: Input should be 'operator', 'partner_manager' or 'customer_manager'"
+    assert (nobody.status_code, nobody.json()["detail"]) == (
+        422,
+        'say whom to allocate to: "learner_ids": [...] or "all": "expired" (or "unlicensed")',
+    )
+    assert both.json()["detail"].startswith('send either "learner_ids"') and both.json()["detail"].endswith("not both")
+
+
+async def test_a_training_record_completed_in_the_future_is_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    learner = (
+        await api.post(
+            f"/customers/{tenant.customer_id}/learners",
+            json={"email": f"f-{uuid.uuid4().hex[:6]}@example.com", "name": "Fay"},
+            headers=tenant.customer_manager.headers,
+        )
+    ).json()
+    url = f"/customers/{tenant.customer_id}/learners/{learner['id']}/training-records"
+    answers = [
+        await api.post(
+            url,
+            json={"course": "Fire safety", "completed_at": when.isoformat(), "score": 90},
+            headers=tenant.customer_manager.headers,
+        )
+        for when in (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime.now(UTC) + timedelta(minutes=1))
+    ]
+    assert [answer.status_code for answer in answers] == [422, 201]  # a clock a minute ahead is forgiven
+    assert answers[0].json()["detail"].startswith("completed_at: is in the future")
 
 
 @pytest.mark.parametrize(

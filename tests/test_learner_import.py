@@ -129,6 +129,25 @@ async def test_a_file_without_learners_is_422(api: httpx.AsyncClient, tenant: Te
     assert refused["detail"]
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\x8f\x81", "the file is a zip archive"),
+        (b"email,name\r\nq1@premco.example,Bj\x81rn\r\n", "the file is not UTF-8, UTF-16 or Windows-1252 text"),
+    ],
+    ids=["a workbook", "bytes no text has"],
+)
+async def test_a_file_that_is_not_csv_text_is_422_saying_what_to_upload(
+    api: httpx.AsyncClient, tenant: Tenant, content: bytes, said: str
+) -> None:
+    refused = await upload(api, tenant, content, expect=422)
+    assert refused["detail"].startswith(said) and "save the sheet as 'CSV UTF-8'" in refused["detail"]
+    # The connection is still good for the next request.
+    assert (
+        await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
+    ).is_success
+
+
 async def test_the_import_is_for_the_customers_side_only(api: httpx.AsyncClient, tenant: Tenant) -> None:
     other = uuid.uuid4()
     response = await api.post(

@@ -21,7 +21,7 @@ from payloads.orders import AssignOrder, OrderOutcome, RejectRequest
 from rules.durations import add_duration, parse_duration
 from rules.orders import OrderStatus
 from tests import factories
-from tests.ordering import OrderHandle, Orders, actor, decided, order_id, reject_unseen
+from tests.ordering import OrderHandle, Orders, actor, claims_lapsed, decided, order_id, reject_unseen
 from tests.smtp_server import SmtpServer
 from workflows.block import block_workflow_id
 from workflows.order import LicenceOrderWorkflow
@@ -40,7 +40,9 @@ async def _assigned_unseen(
         notify=True,
         decision_key="an-update-the-server-lost",
     )
-    return await stored_orders.assign_order(sessions, data, mail_from=orders.settings.mail_from)
+    outcome = await stored_orders.assign_order(sessions, data, mail_from=orders.settings.mail_from)
+    await claims_lapsed(sessions, outcome)
+    return outcome
 
 
 async def _decided(handle: OrderHandle) -> OrderOutcome:

@@ -134,6 +134,9 @@ async def test_deactivating_frees_the_licence_and_keeps_the_learner(
         False,
         1,
     )
+    learner = await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
+    [shown] = [item for item in learner.json()["items"] if item["id"] == created["id"]]
+    assert (shown["licence_status"], shown["licence_expires_at"]) == ("unlicensed", None)  # no licence, no end
 
 
 async def test_reactivating_brings_the_learner_back_unlicensed(

@@ -108,6 +108,11 @@ async def test_the_whole_guide(api: httpx.AsyncClient, tenant: Tenant, smtp: Smt
     upgraded = await walk.call("POST", f"/customers/{t}/upgrade", walk.pm)
     assert (trialist["licence_status"], upgraded["account_type"]) == ("active", "premium")
     assert await walk.learners(t, "expired", walk.pm) == [trialist["id"]]
+    # The trial block says when it ended beside when its term was to end, and so do its learners.
+    [ended] = (await walk.call("GET", f"/customers/{t}/licences", walk.pm))["blocks"]
+    expired = await walk.call("GET", f"/customers/{t}/learners?licence_status=expired", walk.pm)
+    assert (ended["status"], ended["expired_at"] < ended["expires_at"]) == ("expired", True)
+    assert [learner["licence_expires_at"] for learner in expired["items"]] == [ended["expired_at"]]
     await walk.order_and_assign(t, 1)
     assert await walk.learners(t, "expired", walk.pm) == [trialist["id"]]
     await walk.call("POST", f"/customers/{t}/licence-allocations", walk.pm, {"learner_ids": [trialist["id"]]})
