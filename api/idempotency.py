@@ -1,18 +1,21 @@
 """Idempotency-Key on every POST of /api/v1 (the IETF httpapi draft): the first answer is kept for 24 hours per
 caller; a repeat gets that answer again and changes nothing; the same key with another body is 422; a repeat
 while the first is still running is 409. An answer of 500 or above is not kept: a repeat of the same request runs
-again (db/idempotency.py)."""
+again (db/idempotency.py). Kept answers are sealed with the caller's credential (api/sealed.py), and forgotten
+once their day is over."""
 
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api import sealed
 from api.errors import DATABASE_UNAVAILABLE
 from api.limits import Message, Receive, Scope, Send
 from db import idempotency
@@ -44,9 +47,14 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
     await _answer(send, status, json.dumps({"detail": detail}).encode(), "application/json")
 
 
+# Keys whose day is over are deleted at most this often by each API process, after an answer is kept.
+FORGET_EVERY = timedelta(minutes=5)
+
+
 class Idempotency:
     def __init__(self, app: Any) -> None:
         self.app = app
+        self._forgotten_at: datetime | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = (
@@ -60,7 +68,9 @@ class Idempotency:
             await _refuse(send, 400, "Idempotency-Key must be 1 to 200 characters")
             return
         body = await _whole_body(receive)
-        caller = hashlib.sha256(headers.get("authorization", "").encode()).hexdigest()
+        credential = headers.get("authorization", "").encode()
+        caller = hashlib.sha256(credential).hexdigest()
+        bound_to = f"{caller}\n{key}".encode()
         fingerprint = _fingerprint(scope["path"], headers.get("content-type", ""), body)
         sessions: async_sessionmaker[AsyncSession] = scope["app"].state.sessions
         try:
@@ -80,17 +90,21 @@ class Idempotency:
                 await _refuse(send, 409, "a request with this Idempotency-Key is still running; retry in a moment")
             else:
                 assert earlier.response_status is not None
+                try:
+                    answer = sealed.unseal(credential, bound_to, earlier.response_body or b"")
+                except sealed.Unreadable:
+                    log.error("the kept answer of an Idempotency-Key does not open with its caller's credential")
+                    await _refuse(send, 422, "this Idempotency-Key's earlier answer cannot be read; use a new key")
+                    return
                 await _answer(
-                    send,
-                    earlier.response_status,
-                    earlier.response_body or b"",
-                    earlier.content_type or "application/json",
-                    replayed=True,
+                    send, earlier.response_status, answer, earlier.content_type or "application/json", replayed=True
                 )
             return
         # The route may name what it makes after this use of the key (see `keyed_use`).
         scope.setdefault("state", {})[_FIRST_USED] = claimed.first_used
-        await self._first(scope, body, send, sessions, caller, key)
+        await self._first(
+            scope, body, send, sessions, caller, key, lambda kept: sealed.seal(credential, bound_to, kept)
+        )
 
     async def _first(
         self,
@@ -100,6 +114,7 @@ class Idempotency:
         sessions: async_sessionmaker[AsyncSession],
         caller: str,
         key: str,
+        seal: Callable[[bytes], bytes],
     ) -> None:
         sent: dict[str, Any] = {"status": 500, "content_type": "application/json", "body": b""}
 
@@ -129,9 +144,25 @@ class Idempotency:
                 caller=caller,
                 key=key,
                 status=sent["status"],
-                body=sent["body"],
+                body=seal(sent["body"]),
                 content_type=sent["content_type"],
             )
+            await self._forget_expired(sessions)
+
+    async def _forget_expired(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """Delete the keys whose day is over (their answers included), now and then; a failure waits for the next
+        time: nothing depends on it but the table's size."""
+        now = datetime.now(UTC)
+        if self._forgotten_at is not None and now - self._forgotten_at < FORGET_EVERY:
+            return
+        self._forgotten_at = now
+        try:
+            forgotten = await idempotency.forget_expired(sessions, now=now)
+        except DBAPIError:
+            log.warning("could not delete expired Idempotency-Keys; trying again later", exc_info=True)
+            return
+        if forgotten:
+            log.info("deleted %d Idempotency-Keys older than a day", forgotten)
 
 
 async def _failed(sessions: async_sessionmaker[AsyncSession], caller: str, key: str) -> None:

@@ -2,6 +2,7 @@
 (Prometheus: HTTP requests by route and status, and their latency), and a request id on every answer and log line."""
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ LATENCY = Histogram(
     "licensing_http_request_seconds", "Time to answer an HTTP request", ["method", "route"], registry=REGISTRY
 )
 CHECK_SECONDS = 3.0
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
@@ -37,7 +39,7 @@ async def _database(request: Request) -> str | None:
             await session.execute(text("SELECT 1"))
         return None
     except Exception as problem:
-        return f"database: {type(problem).__name__}: {problem}"[:300]
+        return _not_answering("database", problem)
 
 
 async def _temporal(request: Request) -> str | None:
@@ -49,7 +51,15 @@ async def _temporal(request: Request) -> str | None:
             await client.service_client.check_health()
         return None
     except Exception as problem:
-        return f"temporal: {type(problem).__name__}: {problem}"[:300]
+        return _not_answering("temporal", problem)
+
+
+def _not_answering(part: str, problem: Exception) -> str:
+    """What /readyz shows anyone who asks (no host names, addresses or user names from the error's text); the
+    whole error goes to the log, under the request's id."""
+    log.warning("readiness: %s is not answering: %s: %s", part, type(problem).__name__, problem)
+    kind = f"no answer within {CHECK_SECONDS:g} s" if isinstance(problem, TimeoutError) else type(problem).__name__
+    return f"{part}: not answering ({kind}; the API's log has the details)"
 
 
 @router.get("/readyz")

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import IdempotentRequest
+from db.types import affected
 
 KEPT_FOR = timedelta(hours=24)
 # Far longer than any request runs (an order request answers within 30 s): a claim this old lost its request.
@@ -91,6 +92,15 @@ async def remember(
             .where(IdempotentRequest.caller == caller, IdempotentRequest.key == key)
             .values(status="done", response_status=status, response_body=body, content_type=content_type)
         )
+
+
+async def forget_expired(sessions: async_sessionmaker[AsyncSession], *, now: datetime) -> int:
+    """Delete every key whose day is over, with its answer; how many."""
+    async with sessions.begin() as session:
+        forgotten = await session.execute(
+            delete(IdempotentRequest).where(IdempotentRequest.created_at < now - KEPT_FOR)
+        )
+    return affected(forgotten)
 
 
 async def fail(sessions: async_sessionmaker[AsyncSession], *, caller: str, key: str) -> None:

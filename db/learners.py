@@ -300,8 +300,16 @@ async def delete_learner(
 
 
 async def add_training_record(
-    session: AsyncSession, *, learner: Learner, course: str, completed_at: datetime, score: int, now: datetime
+    session: AsyncSession,
+    *,
+    learner: Learner,
+    course: str,
+    completed_at: datetime,
+    score: int,
+    actor: Actor,
+    now: datetime,
 ) -> TrainingRecord:
+    """A completed course on the learner's record, audited as a change to the learner."""
     record = TrainingRecord(
         id=uuid.uuid4(),
         learner_id=learner.id,
@@ -312,6 +320,16 @@ async def add_training_record(
         created_at=now,
     )
     session.add(record)
+    await audit.record_for_customer(
+        session,
+        customer_id=learner.customer_id,
+        actor=actor,
+        action="learner.training_recorded",
+        subject_type="learner",
+        subject_id=learner.id,
+        at=now,
+        details={"training_record_id": str(record.id), "course": course, "score": score},
+    )
     return record
 
 

@@ -66,6 +66,14 @@ async def _end_upgraded_trials(sessions: async_sessionmaker[AsyncSession], at: d
     return len(ending)
 
 
+def _uploader(user: User, customer: Customer) -> Actor:
+    """Who uploaded a CSV, as they acted then: a partner's manager uploads for a customer in manage mode."""
+    role = Role(user.role)
+    if role is Role.PARTNER_MANAGER:
+        return Actor(user_id=user.id, role=role, manage_mode=True, on_behalf_of_customer_id=customer.id)
+    return Actor(user_id=user.id, role=role)
+
+
 async def _count_true(checks: Iterable[Coroutine[Any, Any, bool]]) -> int:
     """Run the checks, AT_ONCE at a time; how many answered True."""
     gate = asyncio.Semaphore(AT_ONCE)
@@ -134,7 +142,7 @@ async def reconcile(
     )
     for upload, customer, user in running_imports:
         with contextlib.suppress(WorkflowAlreadyStartedError):
-            await start_import(client, settings, customer, upload, Actor(user_id=user.id, role=Role(user.role)))
+            await start_import(client, settings, customer, upload, _uploader(user, customer))
     return Reconciled(
         terms=len(running_blocks),
         imports=len(running_imports),

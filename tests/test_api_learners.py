@@ -248,6 +248,25 @@ async def test_deleting_is_audited_in_manage_mode(api: httpx.AsyncClient, tenant
     assert (event["subject_id"], event["manage_mode"]) == (learner["id"], True)
 
 
+async def test_a_training_record_is_audited_in_manage_mode(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    learner = await add(api, tenant)
+    recorded = await api.post(
+        f"/customers/{tenant.customer_id}/learners/{learner['id']}/training-records",
+        json={"course": "Fire safety", "completed_at": "2026-10-01T10:00:00Z", "score": 90},
+        headers=tenant.partner_manager.headers,
+    )
+    trail = (
+        await api.get(f"/audit-events?customer_id={tenant.customer_id}", headers=tenant.customer_manager.headers)
+    ).json()
+    [event] = [e for e in trail["items"] if e["action"] == "learner.training_recorded"]
+    assert (event["subject_id"], event["manage_mode"], event["actor_id"], event["details"]) == (
+        learner["id"],
+        True,
+        str(tenant.partner_manager.id),
+        {"training_record_id": recorded.json()["id"], "course": "Fire safety", "score": 90},
+    )
+
+
 async def test_the_training_report_is_safe_to_open_in_a_spreadsheet(api: httpx.AsyncClient, tenant: Tenant) -> None:
     learner = await add(api, tenant)
     await api.post(

@@ -121,6 +121,26 @@ async def test_manage_mode_is_audited_as_acting_for_the_customer(api: httpx.Asyn
     )
 
 
+async def test_the_partners_stock_stays_out_of_the_customers_trail(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    order = await request_licences(api, tenant, 2)
+    await assign(api, order, tenant.partner_manager)
+
+    async def actions(by: Person, query: str) -> set[str]:
+        events = (await api.get(f"/audit-events{query}", headers=by.headers)).json()["items"]
+        return {e["action"] for e in events if order["id"] in (e["subject_id"], e["details"].get("order_id"))}
+
+    seen = {
+        "customer": await actions(tenant.customer_manager, ""),
+        "customer, filtered": await actions(tenant.customer_manager, f"?customer_id={tenant.customer_id}"),
+        "partner, filtered": await actions(tenant.partner_manager, f"?customer_id={tenant.customer_id}"),
+    }
+    assert seen == {
+        "customer": {"licence_order.requested", "licence_order.assigned"},
+        "customer, filtered": {"licence_order.requested", "licence_order.assigned"},
+        "partner, filtered": {"licence_order.requested", "licence_order.assigned", "licence_stock.debited"},
+    }
+
+
 async def test_short_stock_is_a_409_that_names_the_shortfall(api: httpx.AsyncClient, tenant: Tenant) -> None:
     order = await request_licences(api, tenant, 130)
     refused = await assign(api, order, tenant.partner_manager)

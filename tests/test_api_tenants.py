@@ -142,6 +142,15 @@ async def test_a_name_on_more_than_one_line_is_422_and_nothing_is_created(
     assert "must be one line" in partner.text and "must be one line" in customer.text
 
 
+async def test_an_operator_asking_for_the_customers_of_no_partner_gets_404(
+    api: httpx.AsyncClient, operator: Person
+) -> None:
+    nobody = uuid.uuid4()
+    for path in (f"/partners/{nobody}/customers", f"/partners/{nobody}/licence-orders", f"/partners/{nobody}"):
+        response = await api.get(path, headers=operator.headers)
+        assert (path, response.status_code, response.json()["detail"]) == (path, 404, f"partner {nobody} not found")
+
+
 async def test_a_purchase_reference_is_credited_once(api: httpx.AsyncClient, operator: Person, tenant: Tenant) -> None:
     url = f"/partners/{tenant.partner_id}/licence-stock"
     await api.post(url, json={"quantity": 10, "reference": "PO-1"}, headers=operator.headers)

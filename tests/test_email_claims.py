@@ -111,14 +111,21 @@ async def _claimed_until(sessions: async_sessionmaker[AsyncSession], email_id: u
         await session.execute(update(OutboxEmail).where(OutboxEmail.id == email_id).values(claimed_until=until))
 
 
+async def _held_for(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, seconds: float
+) -> uuid.UUID:
+    """The requested email, its writer dead after its commit with `seconds` of its claim left."""
+    [email_id] = (await _requested(sessions, tenant, settings)).email_ids
+    await _claimed_until(sessions, email_id, seconds)
+    return email_id
+
+
 async def test_a_delivery_waits_out_a_claim_that_ends_soon_and_then_sends(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, smtp: SmtpServer
 ) -> None:
     """The writer died after its commit: the delivery waits for its claim to lapse, running (a test server that
     skips idle time cannot skip this), then sends."""
-    written = await _requested(sessions, tenant, settings)
-    [email_id] = written.email_ids
-    await _claimed_until(sessions, email_id, 1.5)
+    email_id = await _held_for(sessions, tenant, settings, 1.5)
     started = time.monotonic()
     mailer = EmailActivities(postman(settings, sessions))
     result = await ActivityEnvironment().run(mailer.deliver_email, DeliverEmail(email_id=email_id))
@@ -134,9 +141,7 @@ async def test_a_delivery_waits_out_a_claim_that_ends_soon_and_then_sends(
 async def test_a_claim_held_longer_is_tried_again_when_it_lapses(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, smtp: SmtpServer
 ) -> None:
-    written = await _requested(sessions, tenant, settings)
-    [email_id] = written.email_ids
-    await _claimed_until(sessions, email_id, 50)
+    email_id = await _held_for(sessions, tenant, settings, 50)
     mailer = EmailActivities(postman(settings, sessions))
     with pytest.raises(ApplicationError) as held:
         await ActivityEnvironment().run(mailer.deliver_email, DeliverEmail(email_id=email_id))
@@ -149,9 +154,7 @@ async def test_the_last_delivery_attempt_leaves_a_held_message_to_its_holder(
     sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, settings: Settings, smtp: SmtpServer
 ) -> None:
     """Not failed: the holder may be sending it right now, and records what becomes of it."""
-    written = await _requested(sessions, tenant, settings)
-    [email_id] = written.email_ids
-    await _claimed_until(sessions, email_id, 50)
+    email_id = await _held_for(sessions, tenant, settings, 50)
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, attempt=3)
     result = await env.run(

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api import sealed
 from db import idempotency
-from db.models import Learner
+from db.models import IdempotentRequest, Learner
 from tests.factories import Tenant
 from tests.test_api_orders import request_licences, stock
 
@@ -168,6 +169,66 @@ async def test_a_key_older_than_a_day_is_forgotten(
         url, json={"email": "o@example.com", "name": "O"}, headers=keyed(tenant.customer_manager.headers, "old")
     )
     assert response.status_code == 201
+
+
+async def _kept(sessions: async_sessionmaker[AsyncSession], key: str) -> IdempotentRequest:
+    async with sessions() as session:
+        return (await session.execute(select(IdempotentRequest).where(IdempotentRequest.key == key))).scalar_one()
+
+
+async def test_a_kept_answer_holds_no_token_and_a_repeat_still_gets_it(
+    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A new directory connection's token is shown once; a retry that lost the first answer gets it too, but the
+    database, which keeps tokens only as hashes, does not hold it in the kept answer either."""
+    key = f"scim-{tenant.customer_id}"
+    url = f"/customers/{tenant.customer_id}/scim-tokens"
+    first = await api.post(url, headers=keyed(tenant.customer_manager.headers, key))
+    again = await api.post(url, headers=keyed(tenant.customer_manager.headers, key))
+    token = first.json()["token"]
+    kept = (await _kept(sessions, key)).response_body or b""
+    assert (first.status_code, again.status_code, again.headers["idempotent-replayed"]) == (201, 201, "true")
+    assert again.json() == first.json()
+    assert token.encode() not in kept and b"token" not in kept and kept.startswith(sealed.MARK)
+
+
+async def test_a_kept_answer_opens_only_under_its_own_key(
+    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    url = f"/customers/{tenant.customer_id}/scim-tokens"
+    mine, other = f"own-{tenant.customer_id}", f"other-{tenant.customer_id}"
+    for key in (mine, other):
+        await api.post(url, headers=keyed(tenant.customer_manager.headers, key))
+    moved = (await _kept(sessions, other)).response_body
+    async with sessions.begin() as session:
+        await session.execute(
+            update(IdempotentRequest).where(IdempotentRequest.key == mine).values(response_body=moved)
+        )
+    again = await api.post(url, headers=keyed(tenant.customer_manager.headers, mine))
+    assert (again.status_code, again.json()["detail"]) == (
+        422,
+        "this Idempotency-Key's earlier answer cannot be read; use a new key",
+    )
+
+
+async def test_keys_whose_day_is_over_are_deleted_with_their_answers(
+    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=25)
+    for caller in ("someone", "someone else"):
+        await idempotency.claim(sessions, caller=caller, key=f"old-{tenant.customer_id}", fingerprint="x", now=long_ago)
+    await idempotency.claim(
+        sessions, caller="someone", key=f"today-{tenant.customer_id}", fingerprint="x", now=datetime.now(UTC)
+    )
+    answered = await api.post(
+        f"/customers/{tenant.customer_id}/learners",
+        json={"email": f"d-{tenant.customer_id}@example.com", "name": "D"},
+        headers=keyed(tenant.customer_manager.headers, f"new-{tenant.customer_id}"),
+    )
+    async with sessions() as session:
+        keys = set((await session.execute(select(IdempotentRequest.key))).scalars())
+    assert answered.status_code == 201
+    assert (f"old-{tenant.customer_id}" in keys, f"today-{tenant.customer_id}" in keys) == (False, True)
 
 
 def test_the_openapi_names_the_header_on_every_post(app: FastAPI) -> None:

@@ -42,7 +42,9 @@ async def test_readyz_is_503_naming_what_is_down(
     app = create_app(settings, sessions=sessions, temporal=unreachable)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
         response = await client.get("/readyz")
-    assert (response.status_code, response.json()["detail"].split(":")[0]) == (503, "temporal")
+    detail = response.json()["detail"]
+    assert (response.status_code, detail.split(":")[0], "127.0.0.1" in detail) == (503, "temporal", False)
+    assert detail.endswith("; the API's log has the details)")
 
 
 async def test_metrics_count_requests_by_route_and_status(

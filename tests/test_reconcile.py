@@ -10,7 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from db import imports
-from db.models import LearnerImport, LicenceBlock
+from db.models import AuditEvent, LearnerImport, LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import reconcile
 from licensing.temporal import build_worker
@@ -51,6 +51,44 @@ async def test_missing_terms_and_imports_are_started_once(
                 break
             await asyncio.sleep(0.1)
     assert (first.terms >= 1, first.imports >= 1, again == run, status) == (True, True, True, "finished")
+
+
+async def test_an_import_started_again_is_audited_as_its_uploader_acted(
+    dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A partner's manager uploaded in manage mode; the learners the repaired import adds say so too."""
+    tenant = await factories.tenant(sessions)
+    in_manage_mode = Actor(
+        user_id=tenant.partner_manager.id,
+        role=Role.PARTNER_MANAGER,
+        manage_mode=True,
+        on_behalf_of_customer_id=tenant.customer_id,
+    )
+    async with sessions.begin() as session:
+        upload = await imports.store_upload(
+            session,
+            customer_id=tenant.customer_id,
+            filename="staff.csv",
+            rows=[CsvRow(2, "bo@example.com", "Bo")],
+            now=datetime.now(UTC),
+            actor=in_manage_mode,
+        )
+    async with build_worker(dev_server.client, settings, sessions):
+        await reconcile(dev_server.client, settings, sessions, blocks_since=None)
+        await dev_server.client.get_workflow_handle(f"learner-import-{upload.id}").result()
+    async with sessions() as session:
+        [created] = (
+            await session.execute(
+                select(AuditEvent).where(
+                    AuditEvent.customer_id == tenant.customer_id, AuditEvent.action == "learner.created"
+                )
+            )
+        ).scalars()
+    assert (created.actor_id, created.manage_mode, created.on_behalf_of_customer_id) == (
+        tenant.partner_manager.id,
+        True,
+        tenant.customer_id,
+    )
 
 
 async def test_a_running_blocks_ended_term_is_started_again_and_an_expired_ones_is_not(

@@ -15,6 +15,8 @@ from payloads.common import Role
 
 router = APIRouter(tags=["activity"])
 
+PARTNER_SUBJECT = "partner"
+
 
 @router.get("/notifications", response_model=Page[NotificationOut])
 async def notifications(
@@ -47,6 +49,10 @@ async def audit_events(
         query = query.where(AuditEvent.partner_id == caller.partner_id)
     elif caller.role is Role.CUSTOMER_MANAGER:
         query = query.where(AuditEvent.customer_id == caller.customer_id)
+    if caller.role is Role.CUSTOMER_MANAGER:
+        # The partner's own events (its stock debited for this customer's order) are filed under the customer
+        # for the partner's view of it; the stock they show is the partner's business, not the customer's.
+        query = query.where(AuditEvent.subject_type != PARTNER_SUBJECT)
     rows = list((await session.execute(paging.newest_first(query, page, AuditEvent.at, AuditEvent.id))).scalars())
     return Page(
         items=[AuditEventOut.model_validate(e, from_attributes=True) for e in rows[: page.limit]],

@@ -126,9 +126,15 @@ async def add_training_record(
     caller: CurrentUser,
 ) -> TrainingRecordOut:
     async with session.begin():
-        auth.act_for_customer(caller, await directory.get_customer(session, customer_id))
+        actor = auth.act_for_customer(caller, await directory.get_customer(session, customer_id))
         learner = await learners.get_learner(session, customer_id, learner_id)
         record = await learners.add_training_record(
-            session, learner=learner, course=body.course, completed_at=body.completed_at, score=body.score, now=now()
+            session,
+            learner=learner,
+            course=body.course,
+            completed_at=body.completed_at,
+            score=body.score,
+            actor=actor,
+            now=now(),
         )
     return TrainingRecordOut.model_validate(record, from_attributes=True)

@@ -117,6 +117,7 @@ async def list_customers(
 ) -> Page[CustomerSummary]:
     """The multi-tenant view: every customer of the partner with its licence counts."""
     auth.see_partner(caller, partner_id)
+    await directory.get_partner(session, partner_id)  # an operator asking for a partner that does not exist: 404
     query = select(Customer).where(Customer.partner_id == partner_id)
     rows = list((await session.execute(paging.newest_first(query, page, Customer.created_at, Customer.id))).scalars())
     shown = rows[: page.limit]
