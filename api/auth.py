@@ -80,6 +80,31 @@ def act_for_customer(principal: Principal, customer: Customer) -> Actor:
     raise Forbidden("operators do not act for customers; the customer's partner does, in manage mode")
 
 
+def see_user(principal: Principal, user: User, works_for: uuid.UUID | None) -> None:
+    """Operators see everyone; a partner's managers see the partner's managers and its customers' managers
+    (`works_for`: the partner a user works for); a customer's managers see each other. Anyone else gets 404."""
+    if principal.role is Role.OPERATOR or principal.user_id == user.id:
+        return
+    if principal.role is Role.PARTNER_MANAGER and works_for == principal.partner_id:
+        return
+    if principal.role is Role.CUSTOMER_MANAGER and user.customer_id == principal.customer_id:
+        return
+    raise NotFound(f"user {user.id} not found")
+
+
+def manage_user(principal: Principal, user: User, works_for: uuid.UUID | None) -> None:
+    """Who may remove a user's access or give it a new token: an operator, anyone's; a partner's managers, the
+    managers of its customers (the users they may create); everyone, a new token of their own."""
+    see_user(principal, user, works_for)
+    if principal.role is Role.OPERATOR or principal.user_id == user.id:
+        return
+    if principal.role is Role.PARTNER_MANAGER and user.role == Role.CUSTOMER_MANAGER:
+        return
+    if principal.role is Role.PARTNER_MANAGER:
+        raise Forbidden("a partner's managers are managed by an operator; ask your operator")
+    raise Forbidden("customer managers cannot manage other users; ask your partner")
+
+
 def see_order(principal: Principal, order: LicenceOrder) -> None:
     if (
         principal.role is Role.OPERATOR

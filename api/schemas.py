@@ -87,6 +87,9 @@ class UserOut(BaseModel):
     role: Role
     partner_id: uuid.UUID | None
     customer_id: uuid.UUID | None
+    access_removed_at: datetime | None = Field(
+        default=None, description="set once the user's access was removed: its token no longer works"
+    )
 
 
 class UserCreated(UserOut):

@@ -4,6 +4,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +28,10 @@ def new_token() -> str:
 
 
 async def user_by_token(session: AsyncSession, token: str) -> User | None:
-    return (await session.execute(select(User).where(User.token_hash == hash_token(token)))).scalar_one_or_none()
+    found = await session.execute(
+        select(User).where(User.token_hash == hash_token(token), User.access_removed_at.is_(None))
+    )
+    return found.scalar_one_or_none()
 
 
 async def caller_by_token(session: AsyncSession, token: str) -> tuple[User, uuid.UUID | None] | None:
@@ -35,7 +39,7 @@ async def caller_by_token(session: AsyncSession, token: str) -> tuple[User, uuid
     found = await session.execute(
         select(User, Customer.partner_id)
         .outerjoin(Customer, Customer.id == User.customer_id)
-        .where(User.token_hash == hash_token(token))
+        .where(User.token_hash == hash_token(token), User.access_removed_at.is_(None))
     )
     row = found.one_or_none()
     return None if row is None else (row[0], row[1])
@@ -156,21 +160,64 @@ async def create_user(
         created_at=at,
     )
     session.add(user)
-    owner_partner = partner_id
-    if customer_id is not None:
-        owner_partner = (await session.execute(select(Customer.partner_id).where(Customer.id == customer_id))).scalar()
+    await _audit_user(session, user, actor=actor, action="user.created", at=at, details={"role": role.value})
+    return user, token
+
+
+async def _audit_user(
+    session: AsyncSession, user: User, *, actor: Actor, action: str, at: datetime, details: dict[str, Any]
+) -> None:
+    """An event about a user, filed under the partner (and customer) the user works for."""
+    owner_partner = user.partner_id
+    if user.customer_id is not None:
+        owner_partner = await session.scalar(select(Customer.partner_id).where(Customer.id == user.customer_id))
     audit.record(
         session,
         actor=actor,
-        action="user.created",
+        action=action,
         subject_type="user",
         subject_id=user.id,
         at=at,
         partner_id=owner_partner,
-        customer_id=customer_id,
-        details={"role": role.value},
+        customer_id=user.customer_id,
+        details=details,
     )
-    return user, token
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> tuple[User, uuid.UUID | None]:
+    """The user, locked for the change about to be made, with the partner it works for (a customer manager's:
+    its customer's)."""
+    found = await session.execute(
+        select(User, Customer.partner_id)
+        .outerjoin(Customer, Customer.id == User.customer_id)
+        .where(User.id == user_id)
+        .with_for_update(of=User)
+    )
+    row = found.one_or_none()
+    if row is None:
+        raise NotFound(f"user {user_id} not found")
+    user, customer_partner = row
+    return user, user.partner_id if customer_partner is None else customer_partner
+
+
+async def remove_access(session: AsyncSession, user: User, *, actor: Actor, at: datetime) -> None:
+    """The user's token stops working at once (it is replaced by one nobody holds) and the user gets no more
+    emails or notifications; the user stays, as the actor of what it did. Removing it again changes nothing."""
+    if user.access_removed_at is not None:
+        return
+    user.access_removed_at = at
+    user.token_hash = hash_token(new_token())
+    await _audit_user(session, user, actor=actor, action="user.access_removed", at=at, details={})
+
+
+async def issue_token(session: AsyncSession, user: User, *, actor: Actor, at: datetime) -> str:
+    """A new token for the user, shown once; the old one stops working. Restores a user whose access was removed."""
+    token = new_token()
+    restored = user.access_removed_at is not None
+    user.token_hash = hash_token(token)
+    user.access_removed_at = None
+    await _audit_user(session, user, actor=actor, action="user.token_issued", at=at, details={"restored": restored})
+    return token
 
 
 async def get_partner(session: AsyncSession, partner_id: uuid.UUID) -> Partner:

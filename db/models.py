@@ -92,6 +92,9 @@ class User(Base):
     customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+    # Set when an operator or the partner removed the user's access: its token no longer works (it was replaced
+    # by one nobody holds), it gets no emails or notifications. A new token (POST /users/{id}/token) restores it.
+    access_removed_at: Mapped[datetime | None]
 
 
 class LicenceOrder(Base):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import outbox
@@ -101,11 +101,17 @@ _TEMPLATES: dict[OrderEvent, Callable[[templates.OrderFacts], templates.Message]
 _TO_CUSTOMER = {OrderEvent.ASSIGNED, OrderEvent.REJECTED}
 
 
+async def _still_acting(session: AsyncSession, scope: ColumnElement[bool]) -> list[User]:
+    """The users in `scope` whose access was not removed: only they are told."""
+    found = await session.execute(select(User).where(scope, User.access_removed_at.is_(None)).order_by(User.email))
+    return list(found.scalars())
+
+
 async def _recipients(session: AsyncSession, order: LicenceOrder, event: OrderEvent) -> list[User]:
     scope = User.customer_id == order.customer_id if event in _TO_CUSTOMER else User.partner_id == order.partner_id
     if event is OrderEvent.CANCELLED and order.decided_by_id is None:  # by the service: both sides are told
         scope = (User.customer_id == order.customer_id) | (User.partner_id == order.partner_id)
-    return list((await session.execute(select(User).where(scope).order_by(User.email))).scalars())
+    return await _still_acting(session, scope)
 
 
 async def _names(session: AsyncSession, customer_id: uuid.UUID) -> tuple[str, str]:
@@ -175,7 +181,7 @@ async def notify_order_event(
 
 async def _block_recipients(session: AsyncSession, customer: Customer) -> list[User]:
     scope = (User.customer_id == customer.id) | (User.partner_id == customer.partner_id)
-    return list((await session.execute(select(User).where(scope).order_by(User.email))).scalars())
+    return await _still_acting(session, scope)
 
 
 async def notify_block_event(

@@ -69,6 +69,14 @@ def create_operator(
     typer.echo(_run(_create_operator(email, name)))
 
 
+@app.command("issue-token")
+def issue_token(email: Annotated[str, typer.Option(help="the user's email address")]) -> None:
+    """Print a new token for a user (an operator who lost theirs); the old one stops working. Restores a user
+    whose access was removed."""
+    upgrade_to_head(get_settings().database_url)
+    typer.echo(_run(operator.issue_token(get_settings(), email)))
+
+
 @app.command()
 def partners() -> None:
     """List the partners and their licence stock."""

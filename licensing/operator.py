@@ -21,9 +21,9 @@ from licensing.reconcile import Reconciled
 from licensing.reconcile import reconcile as repair
 from licensing.temporal import connect, postman
 from mail import smtp
-from payloads.common import Actor, Role
+from payloads.common import SYSTEM, Actor, Role
 from payloads.imports import ImportProgress
-from rules.errors import NotFound
+from rules.errors import InvalidInput, NotFound
 from rules.learner_csv import read_rows
 
 
@@ -45,7 +45,20 @@ async def acting_user(session: AsyncSession, email: str) -> Actor:
     user = (await session.execute(select(User).where(User.email == email.lower()))).scalar_one_or_none()
     if user is None:
         raise NotFound(f"no user with email {email}; use an operator's email")
+    if user.access_removed_at is not None:
+        raise InvalidInput(f"the access of {email} was removed; use a current operator's email")
     return Actor(user_id=user.id, role=Role(user.role))
+
+
+async def issue_token(settings: Settings, email: str) -> str:
+    """A new token for the user with this email (an operator who lost theirs), shown once; restores a user whose
+    access was removed."""
+    async with database(settings) as sessions, sessions.begin() as session:
+        found = await session.execute(select(User).where(User.email == email.lower()).with_for_update())
+        user = found.scalar_one_or_none()
+        if user is None:
+            raise NotFound(f"no user with email {email}")
+        return await directory.issue_token(session, user, actor=SYSTEM, at=now())
 
 
 async def partners(settings: Settings) -> list[Partner]:

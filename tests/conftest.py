@@ -19,6 +19,7 @@ from api.main import create_app
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings
 from licensing.temporal import build_worker, register_search_attributes
+from payloads.common import Role
 from tests import factories, processes
 from tests.databases import fresh_database
 from tests.factories import Tenant
@@ -135,6 +136,11 @@ async def scim(app: FastAPI, api: httpx.AsyncClient, tenant: Tenant) -> AsyncIte
 @pytest.fixture
 async def tenant(sessions: async_sessionmaker[AsyncSession]) -> factories.Tenant:
     return await factories.tenant(sessions)
+
+
+@pytest.fixture
+async def operator(sessions: async_sessionmaker[AsyncSession]) -> factories.Person:
+    return await factories.person(sessions, Role.OPERATOR)
 
 
 # Fixtures of real processes for the fault tests (tests/processes.py).

@@ -7,7 +7,6 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from payloads.common import Role
 from tests import factories
 from tests.factories import Person, Tenant
 from tests.test_api_learners import add
@@ -17,11 +16,6 @@ from tests.test_api_orders import request_licences
 @pytest.fixture
 async def other(sessions: async_sessionmaker[AsyncSession]) -> Tenant:
     return await factories.tenant(sessions)
-
-
-@pytest.fixture
-async def operator(sessions: async_sessionmaker[AsyncSession]) -> Person:
-    return await factories.person(sessions, Role.OPERATOR)
 
 
 async def test_no_token_is_401(api: httpx.AsyncClient, tenant: Tenant) -> None:

@@ -27,6 +27,7 @@ class Entry:
     body: Any = None
     multipart: bool = False
     tenant_object: bool = True  # the path (or body) names an object of one tenant
+    ids: tuple[tuple[str, str], ...] = ()  # (a path's name, the world's id it takes) where they differ
 
 
 CSV = b"email,name\r\nmatrix@example.com,Matrix\r\n"
@@ -42,6 +43,9 @@ MATRIX: dict[str, Entry] = {
         body={"email": "m@example.com", "name": "M", "role": "customer_manager", "customer_id": "{customer_id}"}
     ),
     "GET /api/v1/users/me": Entry(tenant_object=False),
+    "GET /api/v1/users": Entry(tenant_object=False),
+    "DELETE /api/v1/users/{user_id}": Entry(ids=(("user_id", "manager_id"),)),
+    "POST /api/v1/users/{user_id}/token": Entry(ids=(("user_id", "manager_id"),)),
     "GET /api/v1/customers/{customer_id}": Entry(),
     "GET /api/v1/customers/{customer_id}/licences": Entry(),
     "POST /api/v1/customers/{customer_id}/upgrade": Entry(),
@@ -118,7 +122,8 @@ async def _world(api: httpx.AsyncClient, tenant: Tenant) -> World:
         "customer_id": str(tenant.customer_id),
         "order_id": order["id"],
         "learner_id": learner["id"],
-        "user_id": learner["id"],
+        "user_id": learner["id"],  # the directory's user: a learner
+        "manager_id": str(tenant.customer_manager.id),
         "import_id": started.json()["id"],
         "token_id": tokens.json()[0]["id"],
         "name": "User",
@@ -142,6 +147,7 @@ async def _snapshot(api: httpx.AsyncClient, world: World) -> Any:
 
 async def _call(app: FastAPI, route: str, entry: Entry, ids: dict[str, str], headers: dict[str, str]) -> httpx.Response:
     method, path = route.split(" ", 1)
+    ids = ids | {name: ids[taken] for name, taken in entry.ids}
     url = path.format(**ids)
     body = entry.body
     if isinstance(body, dict):

@@ -88,6 +88,31 @@ async def test_import_a_csv_with_a_progress_bar(
     assert len(learners.json()["items"]) == 2
 
 
+async def test_an_operator_who_lost_their_token_gets_a_new_one_and_a_removed_one_is_not_used_as_actor(
+    cli_env: dict[str, str], api: httpx.AsyncClient, operator_email: str, tenant: Tenant
+) -> None:
+    code, printed, _ = await licensing(cli_env, "issue-token", "--email", operator_email.upper())
+    me = await api.get("/users/me", headers={"Authorization": f"Bearer {printed.strip()}"})
+    removed = await api.delete(f"/users/{me.json()['id']}", headers=tenant.partner_manager.headers)
+    unknown = await licensing(cli_env, "issue-token", "--email", "nobody@example.com")
+    colleague = await licensing(cli_env, "create-operator", "--email", f"second-{operator_email}")
+    second = {"Authorization": f"Bearer {colleague[1].strip()}"}
+    by_operator = await api.delete(f"/users/{me.json()['id']}", headers=second)
+    as_actor = await licensing(cli_env, "create-partner", "Ghost", "--by", operator_email)
+    assert (code, me.status_code, me.json()["email"], removed.status_code, by_operator.status_code) == (
+        0,
+        200,
+        operator_email,
+        404,  # a partner's manager does not see operators
+        204,
+    )
+    assert (unknown[0], unknown[2].strip()) == (1, "error: no user with email nobody@example.com")
+    assert (as_actor[0], as_actor[2].strip()) == (
+        1,
+        f"error: the access of {operator_email} was removed; use a current operator's email",
+    )
+
+
 async def test_an_unknown_partner_is_a_clear_error(cli_env: dict[str, str]) -> None:
     code, _, err = await licensing(cli_env, "requested-orders", "00000000-0000-0000-0000-000000000000")
     assert (code, err.strip()) == (1, "error: partner 00000000-0000-0000-0000-000000000000 not found")

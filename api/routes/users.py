@@ -1,14 +1,20 @@
-"""Users: operators create anyone; a partner manager creates the managers of its own customers."""
+"""Users: operators create anyone; a partner manager creates the managers of its own customers. The same people
+remove a user's access (someone who left) or give a user a new token (one lost or leaked); anyone may replace
+their own token."""
 
-from fastapi import APIRouter, status
+import uuid
+from typing import Annotated
 
-from api import auth
+from fastapi import APIRouter, Depends, Query, Response, status
+from sqlalchemy import ColumnElement, select, true
+
+from api import auth, paging
 from api.clock import now
 from api.deps import CurrentUser, SessionDep
 from api.errors import Forbidden
-from api.schemas import UserCreate, UserCreated, UserOut
+from api.schemas import Page, UserCreate, UserCreated, UserOut
 from db import directory
-from db.models import User
+from db.models import Customer, User
 from payloads.common import Role
 from rules.errors import InvalidInput
 
@@ -66,3 +72,62 @@ def _user_out(user: User) -> UserOut:
 async def who_am_i(session: SessionDep, caller: CurrentUser) -> UserOut:
     user = await session.get_one(User, caller.user_id)
     return _user_out(user)
+
+
+@router.get("/users", response_model=Page[UserOut])
+async def list_users(
+    session: SessionDep,
+    caller: CurrentUser,
+    partner_id: Annotated[uuid.UUID | None, Query(description="only this partner's managers")] = None,
+    customer_id: Annotated[uuid.UUID | None, Query(description="only this customer's managers")] = None,
+    page: paging.PageRequest = Depends(paging.page_request),
+) -> Page[UserOut]:
+    """The users the caller can see, newest first, those whose access was removed included: an operator, everyone;
+    a partner's manager, the partner's managers and its customers' managers; a customer's manager, its colleagues."""
+    query = select(User).where(_visible_to(caller))
+    if partner_id is not None:
+        auth.see_partner(caller, partner_id)
+        await directory.get_partner(session, partner_id)
+        query = query.where(User.partner_id == partner_id)
+    if customer_id is not None:
+        auth.see_customer(caller, await directory.get_customer(session, customer_id))
+        query = query.where(User.customer_id == customer_id)
+    rows = list((await session.execute(paging.newest_first(query, page, User.created_at, User.id))).scalars())
+    return Page(
+        items=[_user_out(u) for u in rows[: page.limit]], next_cursor=paging.next_cursor(rows, page, "created_at", "id")
+    )
+
+
+def _visible_to(caller: auth.Principal) -> ColumnElement[bool]:
+    """As `auth.see_user`, for a query."""
+    if caller.role is Role.PARTNER_MANAGER:
+        customers = select(Customer.id).where(Customer.partner_id == caller.partner_id)
+        return (User.partner_id == caller.partner_id) | User.customer_id.in_(customers)
+    if caller.role is Role.CUSTOMER_MANAGER:
+        return User.customer_id == caller.customer_id
+    return true()
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_access(user_id: uuid.UUID, session: SessionDep, caller: CurrentUser) -> Response:
+    """Remove a user's access (someone who left): its token stops working at once and it gets no more emails or
+    notifications. The user stays, as the actor of what it did; a new token (`POST /users/{id}/token`) restores
+    it. Removing it again changes nothing. Nobody removes their own access."""
+    async with session.begin():
+        user, works_for = await directory.get_user(session, user_id)
+        auth.manage_user(caller, user, works_for)
+        if user.id == caller.user_id:
+            raise Forbidden("you cannot remove your own access; ask an operator")
+        await directory.remove_access(session, user, actor=caller.actor, at=now())
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/users/{user_id}/token", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
+async def issue_token(user_id: uuid.UUID, session: SessionDep, caller: CurrentUser) -> UserCreated:
+    """A new token for the user, shown once; the old one stops working at once (a token lost or leaked). It
+    restores a user whose access was removed."""
+    async with session.begin():
+        user, works_for = await directory.get_user(session, user_id)
+        auth.manage_user(caller, user, works_for)
+        token = await directory.issue_token(session, user, actor=caller.actor, at=now())
+    return UserCreated(**_user_out(user).model_dump(), token=token)
