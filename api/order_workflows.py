@@ -23,6 +23,7 @@ from payloads.orders import (
     RejectRequest,
 )
 from rules.orders import OrderStatus
+from rules.wording import counted
 from workflows import search
 from workflows.order import LicenceOrderWorkflow
 
@@ -84,7 +85,7 @@ async def request_order(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=search.for_order(partner_id, customer_id, OrderStatus.REQUESTED.value),
-        static_summary=f"Licence order: {quantity} licences",
+        static_summary=f"Licence order: {counted(quantity, 'licence')}",
         static_details=f"Order {order_id} of customer {customer_id} (partner {partner_id}).",
     )
     try:

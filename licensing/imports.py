@@ -7,6 +7,7 @@ from db.models import Customer, LearnerImport
 from licensing.config import Settings
 from payloads.common import Actor
 from payloads.imports import LearnerImportInput
+from rules.wording import counted
 from workflows import search
 from workflows.learner_import import LearnerImportWorkflow, import_workflow_id
 
@@ -29,6 +30,6 @@ async def start_import(
         # Never a second run beside a finished one; one that failed or was terminated may be started again.
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         search_attributes=search.for_customer(customer.partner_id, customer.id),
-        static_summary=f"Learner import: {upload.total_rows} rows",
+        static_summary=f"Learner import: {counted(upload.total_rows, 'row')}",
         static_details=f"Import {upload.id} of customer {customer.id} (partner {customer.partner_id}).",
     )

@@ -18,6 +18,7 @@ from payloads.common import Actor, Role
 from payloads.orders import LicenceOrderInput, OrderOutcome
 from rules.durations import parse_duration
 from rules.orders import OrderStatus, reminders_due
+from rules.wording import counted
 from workflows import search
 from workflows.order import LicenceOrderWorkflow
 
@@ -64,7 +65,7 @@ def _start(settings: Settings, order: LicenceOrder) -> _Start:
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         search_attributes=search.for_order(order.partner_id, order.customer_id, OrderStatus.REQUESTED.value),
-        static_summary=f"Licence order: {order.quantity} licences (started again)",
+        static_summary=f"Licence order: {counted(order.quantity, 'licence')} (started again)",
         static_details=(
             f"Order {order.id} of customer {order.customer_id} (partner {order.partner_id}), requested "
             f"{order.requested_at.isoformat()}; its previous workflow had ended without deciding it."

@@ -9,6 +9,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from db.models import Customer, LicenceBlock
 from licensing.config import Settings
 from payloads.blocks import LicenceBlockInput
+from rules.wording import counted
 from workflows import search
 from workflows.block import LicenceBlockWorkflow, block_workflow_id
 
@@ -25,7 +26,7 @@ async def start_licence_term(client: Client, task_queue: str, block: LicenceBloc
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE if again else WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search.for_customer(block.partner_id, block.customer_id),
-            static_summary=f"Licence term: {block.quantity} {block.kind} licences",
+            static_summary=f"Licence term: {counted(block.quantity, f'{block.kind} licence')}",
             static_details=(
                 f"Block {block.block_id} of customer {block.customer_id} (partner {block.partner_id}), "
                 f"{block.starts_at.isoformat()} to {block.expires_at.isoformat()}."

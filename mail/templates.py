@@ -4,6 +4,8 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 
+from rules.wording import agreeing, counted
+
 
 @dataclass(frozen=True)
 class Message:
@@ -26,7 +28,7 @@ class OrderFacts:
 
 
 def _licences(quantity: int) -> str:
-    return f"{quantity} licence" + ("" if quantity == 1 else "s")
+    return counted(quantity, "licence")
 
 
 def _day(moment: datetime) -> str:
@@ -141,11 +143,13 @@ class BlockFacts:
 
 def block_reminder(facts: BlockFacts) -> Message:
     return _render(
-        f"{_licences(facts.quantity).capitalize()} of {facts.customer_name} expire on {_day(facts.expires_at)}",
+        f"{_licences(facts.quantity).capitalize()} of {facts.customer_name} "
+        f"{agreeing(facts.quantity, 'expires', 'expire')} on {_day(facts.expires_at)}",
         f"Hello {facts.recipient_name},",
         [
-            f"The {facts.kind} licences of {facts.customer_name} ({_licences(facts.quantity)}, block "
-            f"{facts.block_id}) expire on {_day(facts.expires_at)}.",
+            f"The {facts.kind} {agreeing(facts.quantity, 'licence', 'licences')} of {facts.customer_name} "
+            f"({_licences(facts.quantity)}, block {facts.block_id}) {agreeing(facts.quantity, 'expires', 'expire')} "
+            f"on {_day(facts.expires_at)}.",
             "To keep learners learning without a gap, request new licences now (Licence > Order > Request "
             "Licences). When these expire, learners are not renewed automatically: you allocate new licences "
             "to the learners you choose under Licence > Expired Licences.",
@@ -157,11 +161,12 @@ def block_reminder(facts: BlockFacts) -> Message:
 def block_expired(facts: BlockFacts) -> Message:
     why = f" early: {facts.reason}" if facts.reason else ""
     return _render(
-        f"{_licences(facts.quantity).capitalize()} of {facts.customer_name} have expired",
+        f"{_licences(facts.quantity).capitalize()} of {facts.customer_name} "
+        f"{agreeing(facts.quantity, 'has', 'have')} expired",
         f"Hello {facts.recipient_name},",
         [
-            f"The {facts.kind} licences of {facts.customer_name} ({_licences(facts.quantity)}, block "
-            f"{facts.block_id}) expired{why} on {_day(facts.expires_at)}.",
+            f"The {facts.kind} {agreeing(facts.quantity, 'licence', 'licences')} of {facts.customer_name} "
+            f"({_licences(facts.quantity)}, block {facts.block_id}) expired{why} on {_day(facts.expires_at)}.",
             f"{facts.learners_expired} learner{'' if facts.learners_expired == 1 else 's'} held one and "
             "now show as expired. Nobody is renewed automatically: review the list under Licence > Expired "
             "Licences and allocate licences to the learners who should keep access.",

@@ -19,6 +19,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# The demo users `licensing dev` seeds (licensing/demo.py).
+OPERATOR = "operator@example.com"
+PARTNER_MANAGER = "pat@northwind.example"
+CUSTOMER_MANAGER = "casey@contoso.example"
 
 
 def _free_port() -> int:
@@ -40,11 +44,24 @@ def _wait(port: int, stack: subprocess.Popen[bytes], seconds: float = 120) -> No
     raise SystemExit("the stack did not get ready in time")
 
 
-def _scim_token(api: str, tokens: dict[str, str]) -> str:
+def _fresh_token(env: dict[str, str], email: str) -> str:
+    """A new token for a demo user, restoring their access: an earlier run may have removed them or replaced it."""
+    issued = subprocess.run(
+        [str(BIN / "licensing"), "issue-token", "--email", email],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return issued.stdout.strip().splitlines()[-1]
+
+
+def _scim_token(api: str, customer_id: str, manager_token: str) -> str:
     request = urllib.request.Request(
-        f"{api}/api/v1/customers/{tokens['customer_id']}/scim-tokens",
+        f"{api}/api/v1/customers/{customer_id}/scim-tokens",
         method="POST",
-        headers={"Authorization": f"Bearer {tokens['customer_manager_token']}"},
+        headers={"Authorization": f"Bearer {manager_token}"},
     )
     with urllib.request.urlopen(request, timeout=10) as answer:
         return str(json.load(answer)["token"])
@@ -99,13 +116,15 @@ def main() -> int:
         try:
             _wait(port, stack)
             api = f"http://127.0.0.1:{port}"
-            tokens = json.loads((Path(var) / "demo-tokens.json").read_text())
+            customer_id = json.loads((Path(var) / "demo-tokens.json").read_text())["customer_id"]
+            # Each run may remove users or replace their tokens (DELETE /users/{id}, POST /users/{id}/token), the
+            # demo ones included, so every run starts with a token issued just before it.
             runs = [
-                _schemathesis(api, tokens["operator_token"], "^/api/v1/"),
-                _schemathesis(api, tokens["partner_manager_token"], "^/api/v1/"),
-                _schemathesis(api, tokens["customer_manager_token"], "^/api/v1/"),
-                _schemathesis(api, _scim_token(api, tokens), "^/scim/v2/"),
+                _schemathesis(api, _fresh_token(env, email), "^/api/v1/")
+                for email in (OPERATOR, PARTNER_MANAGER, CUSTOMER_MANAGER)
             ]
+            scim_token = _scim_token(api, customer_id, _fresh_token(env, CUSTOMER_MANAGER))
+            runs.append(_schemathesis(api, scim_token, "^/scim/v2/"))
         finally:
             os.killpg(stack.pid, signal.SIGINT)
             try:

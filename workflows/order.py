@@ -33,9 +33,10 @@ with workflow.unsafe.imports_passed_through():
         RejectRequest,
         StoredDecision,
     )
-    from rules.durations import add_duration, parse_duration
+    from rules.durations import Duration, add_duration, parse_duration
     from rules.errors import Conflict, OrderNotRequested
-    from rules.orders import OrderDecision, OrderStatus, decide
+    from rules.orders import OrderDecision, OrderStatus, decide, reminders_due
+    from rules.wording import counted
     from workflows import decisions, options, search
     from workflows.notices import deliver_emails, send_notices
     from workflows.order_patches import (
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         CLOSE_CANCELLED_ORDERS,
         LOCAL_ORDER_STEPS,
         NOTICES_WITH_DECISIONS,
+        ONE_LATE_REMINDER,
         RECOVER_STORED_DECISIONS,
     )
 
@@ -181,7 +183,7 @@ class LicenceOrderWorkflow:
             for _ in range(self._reminders_sent + 1):
                 due = add_duration(due, reminder_after)
             workflow.set_current_details(
-                f"Waiting for a partner manager to assign or reject {self._order.quantity} licences; "
+                f"Waiting for a partner manager to assign or reject {counted(self._order.quantity, 'licence')}; "
                 f"{self._reminders_sent} reminders sent, next at {due.isoformat()}."
             )
             wait = due - workflow.now()
@@ -193,7 +195,7 @@ class LicenceOrderWorkflow:
                     pass
             await self._look_for_stored_decision()
             if self._outcome is None:
-                self._reminders_sent += 1
+                self._reminders_sent = self._reminder_due(reminder_after)
                 await self._notify(OrderEvent.REMINDER, sequence=self._reminders_sent)
             if self._outcome is None and self._should_continue_as_new():
                 workflow.continue_as_new(
@@ -206,6 +208,17 @@ class LicenceOrderWorkflow:
                         }
                     )
                 )
+
+    def _reminder_due(self, reminder_after: Duration) -> int:
+        """The number of the reminder to send now: the next one; or, when no worker ran while several fell due,
+        the last of those, passing over the rest (ONE_LATE_REMINDER): one reminder, not a burst of them."""
+        assert self._requested_at is not None
+        number = self._reminders_sent + 1
+        last = reminders_due(self._requested_at, reminder_after, workflow.now())
+        if last > number and workflow.patched(ONE_LATE_REMINDER):
+            workflow.logger.info("%d reminders fell due while no worker ran; sending one", last - number + 1)
+            return last
+        return number
 
     async def _look_for_stored_decision(self) -> None:
         # A decision in flight may still fail (short stock): look only if it did.

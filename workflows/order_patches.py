@@ -23,3 +23,8 @@ RECOVER_STORED_DECISIONS = "recover-stored-decisions"
 # before it end as they did.
 CLOSE_CANCELLED_ORDERS = "close-cancelled-orders"
 CANCELLED_BY_OPERATOR = "its workflow was cancelled by an operator of the licensing service"
+
+# Since this patch, an order whose reminders fell due while no worker ran (several reminder times passed) sends one
+# reminder, numbered as the last of them, instead of one for each at once. Checked only when more than one is due:
+# orders that never met it replay as they ran.
+ONE_LATE_REMINDER = "one-late-reminder"
