@@ -25,6 +25,13 @@ from rules.errors import (
 log = logging.getLogger(__name__)
 
 DATABASE_UNAVAILABLE = "the database is unavailable right now; try again shortly"
+# A deadlock (40P01) or a serialization failure (40001): PostgreSQL undid this request's transaction, whole, so
+# that another change of the same rows could go on. Nothing of it was written; sending it again is safe.
+UNDONE_FOR_ANOTHER = {"40P01", "40001"}
+UNDONE = (
+    "this request met another change of the same data at the same moment and was undone, nothing of it written; "
+    "send it again"
+)
 
 STATUS_FOR_TYPE: dict[str, int] = {
     NotFound.type: 404,
@@ -122,6 +129,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
+        if getattr(error.orig, "sqlstate", None) in UNDONE_FOR_ANOTHER:
+            log.warning("PostgreSQL undid a transaction to let another go on: %s", error.orig)
+            answer = _detail(503, UNDONE)
+            answer.headers["Retry-After"] = "1"
+            return answer
         log.error("database unavailable", exc_info=error)
         return _detail(503, DATABASE_UNAVAILABLE)
 

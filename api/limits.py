@@ -5,6 +5,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from rules.wording import size
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Any]
@@ -56,7 +58,7 @@ class BodyLimit:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"the request body is larger than {limit} bytes"}).encode()
+    body = json.dumps({"detail": f"the request body is larger than {size(limit)}"}).encode()
     await send(
         {
             "type": "http.response.start",

@@ -12,10 +12,11 @@ every transaction holds the write lock from its start (see db/session.py).
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
@@ -41,11 +42,16 @@ class _FreeLicence:
 async def _free_licences(
     session: AsyncSession, customer_id: uuid.UUID, *, now: datetime, count: int
 ) -> list[_FreeLicence]:
-    """Up to `count` available licences still valid at `now`, the soonest to expire first, locked for us. A
-    trial block's licences are not handed out once its customer is premium: the upgrade has committed and the
-    block is about to expire (its workflow ends it in a moment)."""
+    """Up to `count` available licences still valid now, the soonest to expire first, locked for us. A trial
+    block's licences are not handed out once its customer is premium: the upgrade has committed and the block is
+    about to expire (its workflow ends it in a moment).
+
+    "Now" is the later of `now` and the wall clock read here, after the customer's lock: `now` may be older (read
+    before a wait for that lock, or an import batch's time, from its workflow, retried after an outage), and a
+    licence whose block ended meanwhile, its expiry not yet run, must not be handed out before a valid one."""
     if count == 0:
         return []
+    now = max(now, datetime.now(UTC))
     ending_trials = (
         select(LicenceBlock.id)
         .join(Customer, Customer.id == LicenceBlock.customer_id)
@@ -168,7 +174,14 @@ async def add_learner(
     if taken.first():
         raise Conflict(f"a learner with email {email} already exists for this customer")
     new = [NewLearner(email=email, name=name, external_id=external_id)]
-    [created] = await create_learners(session, customer_id=customer_id, new=new, source=source, actor=actor, now=now)
+    try:
+        [created] = await create_learners(
+            session, customer_id=customer_id, new=new, source=source, actor=actor, now=now
+        )
+    except IntegrityError as clash:  # added at the same moment by another request: the check above missed it
+        if "email" not in str(clash.orig):
+            raise
+        raise Conflict(f"a learner with email {email} already exists for this customer (added just now)") from None
     return await session.get_one(Learner, created.id)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import (
     JSON,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -129,6 +130,8 @@ class LicenceBlock(Base):
         CheckConstraint("kind IN ('premium', 'trial')", name="block_kind_known"),
         CheckConstraint("status IN ('active', 'expired')", name="block_status_known"),
         CheckConstraint("expires_at > starts_at", name="block_term_positive"),
+        # What a licence's foreign key to its block and its customer points at, together (see Licence).
+        Index("uq_licence_blocks_id_customer_id", "id", "customer_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -146,7 +149,9 @@ class LicenceBlock(Base):
 
 class Licence(Base):
     """One seat. `available -> allocated -> available | expired`. A licence is held by at most one learner (one
-    column), and a learner holds at most one licence (the unique index on `learner_id`)."""
+    column), and a learner holds at most one licence (the unique index on `learner_id`). Its block and its learner
+    are of its own customer: each foreign key takes the customer with the id, so the database itself refuses a
+    licence handed to another company's learner, whatever the code above it does."""
 
     __tablename__ = "licences"
     __table_args__ = (
@@ -154,6 +159,16 @@ class Licence(Base):
         CheckConstraint("(status = 'allocated') = (learner_id IS NOT NULL)", name="allocated_iff_held"),
         UniqueConstraint("learner_id", name="uq_licences_learner_id"),
         Index("ix_licences_customer_status_expiry", "customer_id", "status", "expires_at"),
+        ForeignKeyConstraint(
+            ["block_id", "customer_id"],
+            ["licence_blocks.id", "licence_blocks.customer_id"],
+            name="fk_licences_block_of_the_customer",
+        ),
+        ForeignKeyConstraint(
+            ["learner_id", "customer_id"],
+            ["learners.id", "learners.customer_id"],
+            name="fk_licences_learner_of_the_customer",
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -161,9 +176,7 @@ class Licence(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     status: Mapped[str] = mapped_column(String(16), default="available")
     expires_at: Mapped[datetime]
-    learner_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("learners.id", name="fk_licences_learner_id_learners")
-    )
+    learner_id: Mapped[uuid.UUID | None]
     allocated_at: Mapped[datetime | None]
 
 
@@ -178,6 +191,8 @@ class Learner(Base):
         Index("ix_learners_customer_status", "customer_id", "licence_status", "created_at"),
         Index("ix_learners_customer_external_id", "customer_id", "external_id"),
         UniqueConstraint("customer_id", "user_name", name="uq_learners_customer_user_name"),
+        # What a licence's foreign key to its learner and its customer points at, together (see Licence).
+        Index("uq_learners_id_customer_id", "id", "customer_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = _id()

@@ -33,11 +33,15 @@ async def persist_order(
     sessions: async_sessionmaker[AsyncSession], data: PersistOrder, *, mail_from: str = ""
 ) -> OrderRegistered:
     async with sessions.begin() as session:
-        order = await session.get(LicenceOrder, data.order_id)
+        if data.waiting_limit is not None:
+            # The lock first, then the look for the order: an attempt retried while the first still runs waits
+            # here and then finds the order the first saved, rather than counting it against the limit.
+            await directory.lock_customer(session, data.customer_id)
+        order = await session.get(LicenceOrder, data.order_id, populate_existing=True)
         new = order is None
         if order is None:
             if data.waiting_limit is not None:
-                await _check_waiting(session, data.customer_id, data.waiting_limit)
+                check_waiting(waiting=await waiting_requests(session, data.customer_id), limit=data.waiting_limit)
             order = LicenceOrder(
                 id=data.order_id,
                 customer_id=data.customer_id,
@@ -78,13 +82,6 @@ async def waiting_requests(session: AsyncSession, customer_id: uuid.UUID) -> int
         .where(LicenceOrder.customer_id == customer_id, LicenceOrder.status == OrderStatus.REQUESTED.value)
     )
     return waiting or 0
-
-
-async def _check_waiting(session: AsyncSession, customer_id: uuid.UUID, limit: int) -> None:
-    """Count the customer's waiting requests under its row lock, so that two requests made at once at the limit
-    cannot both pass."""
-    await directory.lock_customer(session, customer_id)
-    check_waiting(waiting=await waiting_requests(session, customer_id), limit=limit)
 
 
 async def _notices(

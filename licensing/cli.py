@@ -20,11 +20,18 @@ from licensing.config import get_settings
 from mail.smtp import PermanentFailure, TemporaryFailure
 from payloads.common import SYSTEM, Role
 from rules.errors import LicensingError
+from rules.wording import counted
 
 app = typer.Typer(help="Partner Licensing: operator commands.", no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
 By = Annotated[str, typer.Option("--by", help="the email of the operator doing this (recorded in the audit trail)")]
+Uploader = Annotated[
+    str,
+    typer.Option(
+        "--by", help="the email of a manager of the customer, or of its partner's (recorded in the audit trail)"
+    ),
+]
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
@@ -138,7 +145,7 @@ def licences(customer_id: uuid.UUID) -> None:
 
 @app.command("import-csv")
 def import_csv(
-    customer_id: uuid.UUID, path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)], by: By
+    customer_id: uuid.UUID, path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)], by: Uploader
 ) -> None:
     """Import a CSV of learners (email,name) for a customer, with a progress bar. The worker must be running."""
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -150,8 +157,9 @@ def import_csv(
 
         result = _run(operator.import_csv(get_settings(), customer_id, path, by, show))
     console.print(
-        f"{result.created} learners created ({result.licensed} licensed, {result.unlicensed} unlicensed), "
-        f"{result.failed} rows refused; see GET /api/v1/customers/{customer_id}/learner-imports/{result.import_id}"
+        f"{counted(result.created, 'learner')} created ({result.licensed} licensed, {result.unlicensed} "
+        f"unlicensed), {counted(result.failed, 'row')} refused; "
+        f"see GET /api/v1/customers/{customer_id}/learner-imports/{result.import_id}"
     )
 
 

@@ -12,12 +12,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import directory, imports, outbox
-from db.models import LicenceBlock, LicenceOrder, OutboxEmail, Partner, User
+from db.models import Customer, LicenceBlock, LicenceOrder, OutboxEmail, Partner, User
 from db.session import create_engine, create_session_factory
 from db.types import affected
 from licensing.config import Settings
 from licensing.imports import start_import
-from licensing.reconcile import Reconciled
+from licensing.reconcile import Reconciled, uploader
 from licensing.reconcile import reconcile as repair
 from licensing.temporal import connect, postman
 from mail import smtp
@@ -40,14 +40,39 @@ async def database(settings: Settings) -> AsyncIterator[async_sessionmaker[Async
         await engine.dispose()
 
 
-async def acting_user(session: AsyncSession, email: str) -> Actor:
-    """The person a change is recorded against (`--by EMAIL`)."""
+async def _current_user(session: AsyncSession, email: str, *, whom: str) -> User:
+    """The user with this email, whose access stands; `whom` says whose email to give instead."""
     user = (await session.execute(select(User).where(User.email == email.lower()))).scalar_one_or_none()
     if user is None:
-        raise NotFound(f"no user with email {email}; use an operator's email")
+        raise NotFound(f"no user with email {email}; use the email of {whom}")
     if user.access_removed_at is not None:
-        raise InvalidInput(f"the access of {email} was removed; use a current operator's email")
-    return Actor(user_id=user.id, role=Role(user.role))
+        raise InvalidInput(f"the access of {email} was removed; use the email of a current {whom.partition(' ')[2]}")
+    return user
+
+
+async def acting_user(session: AsyncSession, email: str) -> Actor:
+    """The operator a change is recorded against (`--by EMAIL`): creating partners and crediting their stock is
+    an operator's work, as through the API."""
+    user = await _current_user(session, email, whom="an operator")
+    if user.role != Role.OPERATOR:
+        raise InvalidInput(
+            f"{email} is a {Role(user.role).value.replace('_', ' ')}, not an operator; use an operator's email"
+        )
+    return Actor(user_id=user.id, role=Role.OPERATOR)
+
+
+async def customer_uploader(session: AsyncSession, email: str, customer: Customer) -> Actor:
+    """Who a CSV import from the command line is recorded against (`--by EMAIL`): as through the API, a manager
+    of the customer, or one of its partner's managers (in manage mode); nobody else imports for a customer."""
+    user = await _current_user(session, email, whom="a manager of the customer or of its partner")
+    if (user.role == Role.CUSTOMER_MANAGER and user.customer_id == customer.id) or (
+        user.role == Role.PARTNER_MANAGER and user.partner_id == customer.partner_id
+    ):
+        return uploader(user, customer)
+    raise InvalidInput(
+        f"{email} does not manage {customer.name} or work for its partner; "
+        "use the email of one of its managers or of its partner's managers"
+    )
 
 
 async def issue_token(settings: Settings, email: str) -> str:
@@ -112,7 +137,7 @@ async def import_csv(
     async with database(settings) as sessions:
         async with sessions.begin() as session:
             customer = await directory.get_customer(session, customer_id)
-            actor = await acting_user(session, by)
+            actor = await customer_uploader(session, by, customer)
             with path.open("rb") as stream:
                 upload = await imports.store_upload(
                     session,

@@ -66,7 +66,7 @@ async def _end_upgraded_trials(sessions: async_sessionmaker[AsyncSession], at: d
     return len(ending)
 
 
-def _uploader(user: User, customer: Customer) -> Actor:
+def uploader(user: User, customer: Customer) -> Actor:
     """Who uploaded a CSV, as they acted then: a partner's manager uploads for a customer in manage mode."""
     role = Role(user.role)
     if role is Role.PARTNER_MANAGER:
@@ -142,7 +142,7 @@ async def reconcile(
     )
     for upload, customer, user in running_imports:
         with contextlib.suppress(WorkflowAlreadyStartedError):
-            await start_import(client, settings, customer, upload, _uploader(user, customer))
+            await start_import(client, settings, customer, upload, uploader(user, customer))
     return Reconciled(
         terms=len(running_blocks),
         imports=len(running_imports),

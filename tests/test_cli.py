@@ -8,11 +8,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from db.models import AuditEvent
 from licensing import operator
 from licensing.config import Settings
 from rules.errors import NotFound
+from tests import factories
 from tests.factories import Tenant
 from tests.smtp_server import SmtpServer
 from tests.test_api_orders import request_licences
@@ -84,8 +88,43 @@ async def test_import_a_csv_with_a_progress_bar(
         cli_env, "import-csv", str(tenant.customer_id), str(staff), "--by", tenant.customer_manager.email
     )
     learners = await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
-    assert (code, "2 learners created" in out, "1 rows refused" in out) == (0, True, True), err
+    assert (code, "2 learners created" in out, "1 row refused" in out) == (0, True, True), err
     assert len(learners.json()["items"]) == 2
+
+
+async def test_only_a_manager_of_the_customer_or_of_its_partner_imports_for_it(
+    cli_env: dict[str, str],
+    api: httpx.AsyncClient,
+    tenant: Tenant,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    other = await factories.tenant(sessions)
+    staff = tmp_path / "staff.csv"
+    staff.write_bytes(b"email,name\r\ncara@example.com,Cara\r\n")
+    customer = str(tenant.customer_id)
+    refused = [
+        await licensing(cli_env, "import-csv", customer, str(staff), "--by", email)
+        for email in (other.customer_manager.email, other.partner_manager.email)
+    ]
+    by_partner = await licensing(cli_env, "import-csv", customer, str(staff), "--by", tenant.partner_manager.email)
+    not_an_operator = await licensing(cli_env, "create-partner", "Ghost", "--by", tenant.partner_manager.email)
+    async with sessions() as session:
+        [created] = (
+            await session.execute(
+                select(AuditEvent).where(
+                    AuditEvent.customer_id == tenant.customer_id, AuditEvent.action == "learner.created"
+                )
+            )
+        ).scalars()
+    assert [(code, "does not manage" in err) for code, _, err in refused] == [(1, True), (1, True)]
+    assert (by_partner[0], "1 learner created" in by_partner[1]) == (0, True), by_partner[2]
+    assert (created.actor_id, created.manage_mode, created.on_behalf_of_customer_id) == (
+        tenant.partner_manager.id,
+        True,
+        tenant.customer_id,
+    )
+    assert (not_an_operator[0], "is a partner manager, not an operator" in not_an_operator[2]) == (1, True)
 
 
 async def test_an_operator_who_lost_their_token_gets_a_new_one_and_a_removed_one_is_not_used_as_actor(
@@ -109,7 +148,7 @@ async def test_an_operator_who_lost_their_token_gets_a_new_one_and_a_removed_one
     assert (unknown[0], unknown[2].strip()) == (1, "error: no user with email nobody@example.com")
     assert (as_actor[0], as_actor[2].strip()) == (
         1,
-        f"error: the access of {operator_email} was removed; use a current operator's email",
+        f"error: the access of {operator_email} was removed; use the email of a current operator",
     )
 
 

@@ -4,11 +4,14 @@ import asyncio
 import base64
 import json
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from fastapi import FastAPI, Request
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import blocks, directory, learners
@@ -16,7 +19,7 @@ from db import scim as directory_sync
 from db.models import Customer, Learner, Licence, LicenceBlock
 from payloads.blocks import ExpireBlock
 from payloads.common import SYSTEM, Role
-from rules.errors import InsufficientLicences
+from rules.errors import Conflict, InsufficientLicences
 from rules.licences import BlockKind, LearnerSource, LearnerStatus
 from tests import factories
 from tests.databases import backend
@@ -119,6 +122,94 @@ async def test_a_learner_added_while_an_upgrade_commits_gets_no_trial_licence(
         added = asyncio.create_task(_learner(sessions, tenant))
         await asyncio.sleep(0.3)  # the addition is under way
     assert await _state(sessions, (await added).id) == (True, LearnerStatus.UNLICENSED.value, 0)
+
+
+async def test_a_late_batch_does_not_hand_out_licences_whose_block_has_ended(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """An import batch retried after an outage carries its workflow's earlier time; a block that ended since (its
+    expiry not yet run) must not give its licences before a block still valid."""
+    now = datetime.now(UTC)
+    async with sessions.begin() as session:
+        for expires_at in (now - timedelta(minutes=30), now + timedelta(days=90)):
+            await blocks.create_block(
+                session,
+                customer_id=tenant.customer_id,
+                kind=BlockKind.PREMIUM,
+                quantity=1,
+                starts_at=now - timedelta(days=300),
+                expires_at=expires_at,
+            )
+    async with sessions.begin() as session:
+        [created] = await learners.create_learners(
+            session,
+            customer_id=tenant.customer_id,
+            new=[learners.NewLearner(email=f"late-{uuid.uuid4().hex[:8]}@example.com", name="Late")],
+            source=LearnerSource.CSV,
+            actor=SYSTEM,
+            now=now - timedelta(hours=1),  # the batch's time, before the first block ended
+        )
+    async with sessions() as session:
+        learner = await session.get_one(Learner, created.id)
+    assert learner.licence_expires_at is not None
+    assert learner.licence_expires_at.replace(tzinfo=UTC) > now + timedelta(days=89)
+
+
+async def test_the_same_learner_added_twice_at_once_is_a_conflict_that_names_the_email(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    email = f"twice-{uuid.uuid4().hex[:8]}@example.com"
+
+    async def add() -> Learner:
+        async with sessions.begin() as session:
+            return await learners.add_learner(
+                session,
+                customer_id=tenant.customer_id,
+                email=email,
+                name="Twice",
+                source=LearnerSource.MANUAL,
+                actor=SYSTEM,
+                now=NOW,
+            )
+
+    outcomes = await asyncio.gather(add(), add(), return_exceptions=True)
+    refusals = [str(o) for o in outcomes if isinstance(o, Conflict)]
+    assert (len(refusals), sum(isinstance(o, Learner) for o in outcomes)) == (1, 1), outcomes
+    assert email in refusals[0]
+
+
+async def test_the_database_refuses_a_licence_of_one_customer_held_by_anothers_learner_or_block(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """Whatever the code above it does: a licence's learner and block are of the licence's own customer."""
+    other = await factories.tenant(sessions)
+    async with sessions.begin() as session:
+        block = await blocks.create_block(
+            session,
+            customer_id=tenant.customer_id,
+            kind=BlockKind.PREMIUM,
+            quantity=1,
+            starts_at=NOW,
+            expires_at=NOW + timedelta(days=30),
+        )
+        stranger = await learners.add_learner(
+            session,
+            customer_id=other.customer_id,
+            email=f"stranger-{uuid.uuid4().hex[:8]}@example.com",
+            name="Stranger",
+            source=LearnerSource.MANUAL,
+            actor=SYSTEM,
+            now=NOW,
+        )
+        licence_id = (await session.execute(select(Licence.id).where(Licence.block_id == block.id))).scalar_one()
+    changes: list[dict[str, object]] = [
+        {"status": "allocated", "learner_id": stranger.id, "allocated_at": NOW},  # another company's learner
+        {"customer_id": other.customer_id},  # moved to another company, its block left behind
+    ]
+    for change in changes:
+        with pytest.raises(IntegrityError):
+            async with sessions.begin() as session:
+                await session.execute(update(Licence).where(Licence.id == licence_id).values(**change))
 
 
 async def test_expiry_racing_an_allocation_leaves_no_active_learner_without_a_licence(
@@ -348,3 +439,28 @@ async def test_holding_a_licence_that_is_no_longer_free_fails_the_whole_transact
         (True, "unlicensed", 0),
         (True, "active", 1),
     )
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="SQLite takes the whole database's write lock up front")
+async def test_a_request_postgresql_undoes_for_a_deadlock_is_told_to_send_it_again(
+    app: FastAPI, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A real deadlock: two transactions lock two customers in opposite orders; PostgreSQL undoes one. The API
+    answers it 503 with Retry-After and says nothing was written, not that the database is away."""
+    first, second = (await factories.tenant(sessions)).customer_id, (await factories.tenant(sessions)).customer_id
+
+    async def lock(order: tuple[uuid.UUID, uuid.UUID]) -> None:
+        async with sessions.begin() as session:
+            for n, customer_id in enumerate(order):
+                await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+                if n == 0:
+                    await asyncio.sleep(0.3)
+
+    outcomes = await asyncio.gather(lock((first, second)), lock((second, first)), return_exceptions=True)
+    [undone] = [o for o in outcomes if isinstance(o, OperationalError)]
+    handler = app.exception_handlers[OperationalError]
+    handled = handler(Request({"type": "http", "method": "POST", "path": "/", "headers": []}), undone)
+    assert isinstance(handled, Awaitable)
+    answer = await handled
+    assert (answer.status_code, answer.headers["Retry-After"]) == (503, "1")
+    assert b"send it again" in answer.body

@@ -70,7 +70,7 @@ async def test_a_json_body_over_the_cap_is_413(api: httpx.AsyncClient, tenant: T
         content=b'{"email": "a@b.io", "name": "' + b"x" * 2_000_000 + b'"}',
         headers={**tenant.customer_manager.headers, "Content-Type": "application/json"},
     )
-    assert (response.status_code, response.json()["detail"]) == (413, "the request body is larger than 1048576 bytes")
+    assert (response.status_code, response.json()["detail"]) == (413, "the request body is larger than 1 MB")
 
 
 class TestOpenRequests:

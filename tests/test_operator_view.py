@@ -108,5 +108,5 @@ async def test_licence_terms_and_imports_carry_the_tenant_and_a_summary_without_
             )
         )
     assert [s[:2] for s in shown] == [(str(tenant.partner_id), str(tenant.customer_id))] * 2
-    assert [s[2] for s in shown] == ["Licence term: 2 premium licences", "Learner import: 1 rows"]
+    assert [s[2] for s in shown] == ["Licence term: 2 premium licences", "Learner import: 1 row"]
     assert not any("@" in str(s) or "Ann" in str(s) for s in shown)

@@ -1,5 +1,6 @@
 """Every activity is safe to retry: run twice with the same input, it changes nothing twice."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +35,23 @@ async def _persisted(sessions: async_sessionmaker[AsyncSession], tenant: factori
     await orders.persist_order(sessions, data)
     await orders.persist_order(sessions, data)
     return data.order_id
+
+
+async def test_an_attempt_retried_while_the_first_saves_the_order_at_the_waiting_limit_is_not_refused(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    """The first attempt saves the customer's last allowed waiting order; its retry, running at the same time,
+    finds that order rather than counting it against the limit."""
+    data = new_order(tenant, 2, at=NOW).model_copy(update={"waiting_limit": 1})
+    first, retried = await asyncio.gather(orders.persist_order(sessions, data), orders.persist_order(sessions, data))
+    assert (first.order_id, retried.order_id) == (data.order_id, data.order_id)
+    assert (
+        await factories.scalar(
+            sessions,
+            select(func.count()).select_from(LicenceOrder).where(LicenceOrder.customer_id == tenant.customer_id),
+        )
+        == 1
+    )
 
 
 def _assignment(

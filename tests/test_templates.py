@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mail.templates import BlockFacts, OrderFacts, block_expired, block_reminder, order_requested
-from rules.wording import counted
+from rules.wording import counted, size
 
 WHEN = datetime(2027, 3, 1, 9, tzinfo=UTC)
 
@@ -51,3 +51,13 @@ def test_an_order_for_one_licence_says_licence() -> None:
 
 def test_counted_takes_the_plural_it_is_given() -> None:
     assert (counted(1, "row"), counted(2, "row"), counted(2, "person", "people")) == ("1 row", "2 rows", "2 people")
+
+
+def test_sizes_read_as_people_say_them() -> None:
+    assert [size(n) for n in (20 * 1024 * 1024 + 64 * 1024, 1024 * 1024, 1536, 1, 300)] == [
+        "20.1 MB",
+        "1 MB",
+        "1.5 KB",
+        "1 byte",
+        "300 bytes",
+    ]

@@ -149,3 +149,20 @@ async def test_each_sees_the_users_of_its_own_tenant(
     assert theirs <= await ids(operator)
     foreign = await api.get(f"/users?customer_id={other.customer_id}", headers=pm.headers)
     assert foreign.status_code == 404
+
+
+@pytest.mark.parametrize("role", ["operator", "partner_manager", "customer_manager"])
+async def test_a_customer_manager_is_told_they_create_no_users_whatever_the_role(
+    api: httpx.AsyncClient, tenant: Tenant, role: str
+) -> None:
+    scope = {
+        "operator": {},
+        "partner_manager": {"partner_id": str(tenant.partner_id)},
+        "customer_manager": {"customer_id": str(tenant.customer_id)},
+    }[role]
+    body = {"email": "new-colleague@example.com", "name": "New", "role": role, **scope}
+    answer = await api.post("/users", json=body, headers=tenant.customer_manager.headers)
+    assert (answer.status_code, answer.json()["detail"]) == (
+        403,
+        "customer managers cannot create users; ask your partner",
+    )

@@ -16,6 +16,7 @@ from db.models import LearnerImport
 from licensing.imports import start_import
 from rules.errors import InvalidInput, TooLarge
 from rules.learner_csv import read_rows
+from rules.wording import size
 
 router = APIRouter(tags=["learner imports"])
 MAX_ERRORS_SHOWN = 1000
@@ -80,7 +81,7 @@ async def import_learners(
         customer = await directory.get_customer(session, customer_id)
     actor = auth.act_for_customer(caller, customer)
     if _size(file) > settings.import_max_bytes:
-        raise TooLarge(f"the file is larger than {settings.import_max_bytes} bytes; split it into smaller files")
+        raise TooLarge(f"the file is larger than {size(settings.import_max_bytes)}; split it into smaller files")
     upload_id = _upload_id(idempotency.keyed_use(request), requester=caller.user_id, customer_id=customer_id, file=file)
     async with sessions.begin() as session:
         upload = await session.get(LearnerImport, upload_id)

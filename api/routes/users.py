@@ -40,6 +40,8 @@ def _check_scope(body: UserCreate) -> None:
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
 async def create_user(body: UserCreate, session: SessionDep, caller: CurrentUser) -> UserCreated:
     """Create a user and show its token once. Partner managers may create their customers' managers only."""
+    if caller.role is Role.CUSTOMER_MANAGER:
+        raise Forbidden("customer managers cannot create users; ask your partner")
     _check_scope(body)
     async with session.begin():
         if body.partner_id is not None:
@@ -49,8 +51,6 @@ async def create_user(body: UserCreate, session: SessionDep, caller: CurrentUser
             auth.see_customer(caller, await directory.get_customer(session, body.customer_id))
         if caller.role is not Role.OPERATOR and body.role is not Role.CUSTOMER_MANAGER:
             raise Forbidden("partner managers may create customer managers only")
-        if caller.role is Role.CUSTOMER_MANAGER:
-            raise Forbidden("customer managers cannot create users; ask your partner")
         user, token = await directory.create_user(
             session,
             email=str(body.email),
