@@ -19,6 +19,7 @@ from pydantic import (
 
 from api import clock
 from payloads.common import Role
+from rules import emails  # noqa: F401  (EmailStr accepts `.test` addresses: see rules/emails.py)
 
 
 def _storable(text: str) -> str:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from email_validator import EmailNotValidError, validate_email
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -19,6 +18,7 @@ from licensing import operator
 from licensing.config import get_settings
 from mail.smtp import PermanentFailure, TemporaryFailure
 from payloads.common import SYSTEM, Role
+from rules.emails import EmailNotValidError, validate_email
 from rules.errors import LicensingError
 from rules.wording import counted
 

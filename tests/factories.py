@@ -9,7 +9,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import blocks, directory, learners
-from db.models import LicenceBlock
+from db.models import AuditEvent, Learner, LicenceBlock
 from payloads.blocks import ExpireBlock
 from payloads.common import SYSTEM, Actor, Role
 from rules.licences import BlockKind, LearnerSource
@@ -163,3 +163,36 @@ async def scalar(sessions: async_sessionmaker[AsyncSession], query: Select[Any])
     """The one number a query selects (a count, a stock), read in a session of its own."""
     async with sessions() as session:
         return int((await session.execute(query)).scalar_one())
+
+
+async def learner(
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    *,
+    email: str | None = None,
+    now: datetime | None = None,
+) -> Learner:
+    """A learner added by hand, as the API adds one (it takes a free licence if there is one)."""
+    async with sessions.begin() as session:
+        return await learners.add_learner(
+            session,
+            customer_id=tenant.customer_id,
+            email=email or f"{uuid.uuid4().hex[:8]}@example.com",
+            name="Lee",
+            source=LearnerSource.MANUAL,
+            actor=SYSTEM,
+            now=now or datetime.now(UTC),
+        )
+
+
+async def manage_mode_of_import(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> tuple[object, ...]:
+    """Who the customer's one imported learner's `learner.created` event names: actor, manage mode, on behalf of."""
+    async with sessions() as session:
+        [created] = (
+            await session.execute(
+                select(AuditEvent).where(
+                    AuditEvent.customer_id == tenant.customer_id, AuditEvent.action == "learner.created"
+                )
+            )
+        ).scalars()
+    return created.actor_id, created.manage_mode, created.on_behalf_of_customer_id

@@ -331,3 +331,14 @@ async def test_fifty_learners_added_at_once_with_five_licences_free(api: httpx.A
         5,
         0,
     )
+
+
+async def test_addresses_at_test_domains_are_taken_and_local_ones_refused(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """`.test` is reserved for test and staging installs (RFC 6761): their people have such addresses."""
+    path, headers = f"/customers/{tenant.customer_id}/learners", tenant.customer_manager.headers
+    taken = await api.post(path, json={"email": "Tess@Staging.Test", "name": "Tess"}, headers=headers)
+    refused = await api.post(path, json={"email": "lo@corp.local", "name": "Lo"}, headers=headers)
+    assert (taken.status_code, taken.json()["email"]) == (201, "tess@staging.test")
+    assert (refused.status_code, "special-use or reserved" in refused.text) == (422, True)

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from db.models import AuditEvent
 from licensing import operator
 from licensing.config import Settings
 from rules.errors import NotFound
@@ -109,17 +107,9 @@ async def test_only_a_manager_of_the_customer_or_of_its_partner_imports_for_it(
     ]
     by_partner = await licensing(cli_env, "import-csv", customer, str(staff), "--by", tenant.partner_manager.email)
     not_an_operator = await licensing(cli_env, "create-partner", "Ghost", "--by", tenant.partner_manager.email)
-    async with sessions() as session:
-        [created] = (
-            await session.execute(
-                select(AuditEvent).where(
-                    AuditEvent.customer_id == tenant.customer_id, AuditEvent.action == "learner.created"
-                )
-            )
-        ).scalars()
     assert [(code, "does not manage" in err) for code, _, err in refused] == [(1, True), (1, True)]
     assert (by_partner[0], "1 learner created" in by_partner[1]) == (0, True), by_partner[2]
-    assert (created.actor_id, created.manage_mode, created.on_behalf_of_customer_id) == (
+    assert await factories.manage_mode_of_import(sessions, tenant) == (
         tenant.partner_manager.id,
         True,
         tenant.customer_id,

@@ -30,19 +30,6 @@ from tests.test_scim import PATCH, entra_user
 NOW = datetime.now(UTC)
 
 
-async def _learner(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> Learner:
-    async with sessions.begin() as session:
-        return await learners.add_learner(
-            session,
-            customer_id=tenant.customer_id,
-            email=f"{uuid.uuid4().hex[:8]}@example.com",
-            name="Lee",
-            source=LearnerSource.MANUAL,
-            actor=SYSTEM,
-            now=datetime.now(UTC),
-        )
-
-
 async def _state(sessions: async_sessionmaker[AsyncSession], learner_id: uuid.UUID) -> tuple[bool, str, int]:
     async with sessions() as session:
         learner = await session.get_one(Learner, learner_id)
@@ -54,7 +41,7 @@ async def _state(sessions: async_sessionmaker[AsyncSession], learner_id: uuid.UU
 async def test_allocation_with_a_licence_locked_elsewhere_allocates_nobody(
     sessions: async_sessionmaker[AsyncSession], tenant: Tenant
 ) -> None:
-    waiting = [await _learner(sessions, tenant) for _ in range(3)]
+    waiting = [await factories.learner(sessions, tenant) for _ in range(3)]
     await factories.block(sessions, tenant, quantity=3, days=100)
     async with sessions.begin() as other:
         await other.execute(select(Licence).where(Licence.customer_id == tenant.customer_id).limit(1).with_for_update())
@@ -93,7 +80,7 @@ async def test_a_learner_added_beside_an_allocation_that_rolls_back_gets_the_lic
                 now=datetime.now(UTC),
             )
             assert held.licensed
-            second = asyncio.create_task(_learner(sessions, tenant))
+            second = asyncio.create_task(factories.learner(sessions, tenant))
             await asyncio.sleep(0.3)  # the second addition is under way
             raise _RolledBack
     added = await second
@@ -119,7 +106,7 @@ async def test_a_learner_added_while_an_upgrade_commits_gets_no_trial_licence(
     async with sessions.begin() as upgrading:
         customer = await upgrading.get_one(Customer, tenant.customer_id)
         await directory.upgrade_customer(upgrading, customer=customer, actor=SYSTEM, at=datetime.now(UTC))
-        added = asyncio.create_task(_learner(sessions, tenant))
+        added = asyncio.create_task(factories.learner(sessions, tenant))
         await asyncio.sleep(0.3)  # the addition is under way
     assert await _state(sessions, (await added).id) == (True, LearnerStatus.UNLICENSED.value, 0)
 
@@ -160,19 +147,11 @@ async def test_the_same_learner_added_twice_at_once_is_a_conflict_that_names_the
 ) -> None:
     email = f"twice-{uuid.uuid4().hex[:8]}@example.com"
 
-    async def add() -> Learner:
-        async with sessions.begin() as session:
-            return await learners.add_learner(
-                session,
-                customer_id=tenant.customer_id,
-                email=email,
-                name="Twice",
-                source=LearnerSource.MANUAL,
-                actor=SYSTEM,
-                now=NOW,
-            )
-
-    outcomes = await asyncio.gather(add(), add(), return_exceptions=True)
+    outcomes = await asyncio.gather(
+        factories.learner(sessions, tenant, email=email, now=NOW),
+        factories.learner(sessions, tenant, email=email, now=NOW),
+        return_exceptions=True,
+    )
     refusals = [str(o) for o in outcomes if isinstance(o, Conflict)]
     assert (len(refusals), sum(isinstance(o, Learner) for o in outcomes)) == (1, 1), outcomes
     assert email in refusals[0]
@@ -183,25 +162,12 @@ async def test_the_database_refuses_a_licence_of_one_customer_held_by_anothers_l
 ) -> None:
     """Whatever the code above it does: a licence's learner and block are of the licence's own customer."""
     other = await factories.tenant(sessions)
-    async with sessions.begin() as session:
-        block = await blocks.create_block(
-            session,
-            customer_id=tenant.customer_id,
-            kind=BlockKind.PREMIUM,
-            quantity=1,
-            starts_at=NOW,
-            expires_at=NOW + timedelta(days=30),
-        )
-        stranger = await learners.add_learner(
-            session,
-            customer_id=other.customer_id,
-            email=f"stranger-{uuid.uuid4().hex[:8]}@example.com",
-            name="Stranger",
-            source=LearnerSource.MANUAL,
-            actor=SYSTEM,
-            now=NOW,
-        )
-        licence_id = (await session.execute(select(Licence.id).where(Licence.block_id == block.id))).scalar_one()
+    await factories.block(sessions, tenant, quantity=1, days=30)
+    async with sessions() as session:
+        licence_id = (
+            await session.execute(select(Licence.id).where(Licence.customer_id == tenant.customer_id))
+        ).scalar_one()
+    stranger = await factories.learner(sessions, other, now=NOW)
     changes: list[dict[str, object]] = [
         {"status": "allocated", "learner_id": stranger.id, "allocated_at": NOW},  # another company's learner
         {"customer_id": other.customer_id},  # moved to another company, its block left behind
@@ -249,7 +215,7 @@ async def test_deleting_a_learner_while_its_block_expires_does_not_deadlock(
     the deletion then frees the learner's licence. Locking the licence before the learner makes the expiry wait
     for the deletion instead of each waiting for the other (which PostgreSQL ended by aborting one of them)."""
     await factories.block(sessions, tenant, quantity=2, days=100)
-    leaving, staying = await _learner(sessions, tenant), await _learner(sessions, tenant)
+    leaving, staying = await factories.learner(sessions, tenant), await factories.learner(sessions, tenant)
     async with sessions() as session:
         block_id = (
             await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
@@ -273,7 +239,7 @@ async def test_deleting_a_learner_while_its_block_expires_does_not_deadlock(
 async def test_deactivation_racing_an_allocation_leaves_the_learner_consistent(
     sessions: async_sessionmaker[AsyncSession], tenant: Tenant
 ) -> None:
-    learner = await _learner(sessions, tenant)  # no licence yet: unlicensed
+    learner = await factories.learner(sessions, tenant)  # no licence yet: unlicensed
     await factories.block(sessions, tenant, quantity=1, days=100)
 
     async def deactivate() -> None:
@@ -416,9 +382,9 @@ async def test_holding_a_licence_that_is_no_longer_free_fails_the_whole_transact
 ) -> None:
     """The bulk hold checks how many licences it moved: a licence found free but taken before it was held (which
     the row locks should prevent) fails the transaction, so the other licence of the batch stays free too."""
-    waiting = [await _learner(sessions, tenant) for _ in range(2)]  # no licences yet: both unlicensed
+    waiting = [await factories.learner(sessions, tenant) for _ in range(2)]  # no licences yet: both unlicensed
     await factories.block(sessions, tenant, quantity=2, days=100)
-    first = await _learner(sessions, tenant)
+    first = await factories.learner(sessions, tenant)
 
     async def holder(held_by: uuid.UUID | None) -> uuid.UUID:
         async with sessions() as session:

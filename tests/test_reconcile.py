@@ -10,7 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from db import imports
-from db.models import AuditEvent, LearnerImport, LicenceBlock
+from db.models import LearnerImport, LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import reconcile
 from licensing.temporal import build_worker
@@ -76,15 +76,7 @@ async def test_an_import_started_again_is_audited_as_its_uploader_acted(
     async with build_worker(dev_server.client, settings, sessions):
         await reconcile(dev_server.client, settings, sessions, blocks_since=None)
         await dev_server.client.get_workflow_handle(f"learner-import-{upload.id}").result()
-    async with sessions() as session:
-        [created] = (
-            await session.execute(
-                select(AuditEvent).where(
-                    AuditEvent.customer_id == tenant.customer_id, AuditEvent.action == "learner.created"
-                )
-            )
-        ).scalars()
-    assert (created.actor_id, created.manage_mode, created.on_behalf_of_customer_id) == (
+    assert await factories.manage_mode_of_import(sessions, tenant) == (
         tenant.partner_manager.id,
         True,
         tenant.customer_id,

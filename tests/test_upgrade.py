@@ -10,14 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from db import blocks, learners, notices
+from db import blocks, notices
 from db.models import AuditEvent, Customer, Learner, Licence, LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import reconcile
 from licensing.temporal import build_worker
 from payloads.blocks import BlockEvent, BlockNotice
-from payloads.common import SYSTEM
-from rules.licences import BlockKind, LearnerSource
+from rules.licences import BlockKind
 from tests import factories
 
 
@@ -35,19 +34,6 @@ async def _block(
             expires_at=now + timedelta(days=days),
         )
     return made.id
-
-
-async def _add(sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, email: str) -> Learner:
-    async with sessions.begin() as session:
-        return await learners.add_learner(
-            session,
-            customer_id=tenant.customer_id,
-            email=email,
-            name="Ann Example",
-            source=LearnerSource.MANUAL,
-            actor=SYSTEM,
-            now=datetime.now(UTC),
-        )
 
 
 async def _account(sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, account_type: str) -> None:
@@ -69,7 +55,7 @@ async def test_a_premium_customers_trial_licences_are_not_handed_out_while_they_
     tenant = await factories.tenant(sessions)  # premium
     await _block(sessions, tenant, BlockKind.TRIAL, days=14)
     premium = await _block(sessions, tenant, BlockKind.PREMIUM, days=365)
-    learner = await _add(sessions, tenant, "ann@example.com")
+    learner = await factories.learner(sessions, tenant, email="ann@example.com")
     assert (learner.licence_status, await _block_of(sessions, learner.id)) == ("active", premium)
 
 
@@ -79,7 +65,7 @@ async def test_reconcile_ends_the_trial_of_a_customer_upgraded_while_temporal_wa
     tenant = await factories.tenant(sessions)
     await _account(sessions, tenant, "trial")
     trial = await _block(sessions, tenant, BlockKind.TRIAL, days=14)
-    holder = await _add(sessions, tenant, "ann@example.com")
+    holder = await factories.learner(sessions, tenant, email="ann@example.com")
     assert await _block_of(sessions, holder.id) == trial
     await _account(sessions, tenant, "premium")  # the upgrade committed; its trial block never heard of it
     async with build_worker(dev_server.client, settings, sessions):

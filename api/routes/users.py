@@ -37,18 +37,25 @@ def _check_scope(body: UserCreate) -> None:
         raise InvalidInput(f"a {body.role.value} needs {needs}")
 
 
+CUSTOMER_MANAGERS_CREATE_NOBODY = "customer managers cannot create users; ask your partner"
+
+
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
 async def create_user(body: UserCreate, session: SessionDep, caller: CurrentUser) -> UserCreated:
     """Create a user and show its token once. Partner managers may create their customers' managers only."""
-    if caller.role is Role.CUSTOMER_MANAGER:
-        raise Forbidden("customer managers cannot create users; ask your partner")
     _check_scope(body)
+    own_side = body.partner_id in (None, caller.partner_id) and body.customer_id in (None, caller.customer_id)
+    if caller.role is Role.CUSTOMER_MANAGER and own_side:  # say why, whatever the role asked for
+        raise Forbidden(CUSTOMER_MANAGERS_CREATE_NOBODY)
     async with session.begin():
         if body.partner_id is not None:
             auth.see_partner(caller, body.partner_id)
             await directory.get_partner(session, body.partner_id)
         if body.customer_id is not None:
             auth.see_customer(caller, await directory.get_customer(session, body.customer_id))
+        # After the checks above: another tenant's customer or partner is not found (404), whoever asks.
+        if caller.role is Role.CUSTOMER_MANAGER:
+            raise Forbidden(CUSTOMER_MANAGERS_CREATE_NOBODY)
         if caller.role is not Role.OPERATOR and body.role is not Role.CUSTOMER_MANAGER:
             raise Forbidden("partner managers may create customer managers only")
         user, token = await directory.create_user(

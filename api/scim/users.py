@@ -3,11 +3,10 @@ as `emails[type eq "work"].value`, `active` as a boolean or the string "False").
 
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
 from api.scim.errors import ScimError
 from db.models import Learner
 from db.scim import DirectoryUser, as_directory_user
+from rules.emails import EmailNotValidError, validate_email
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
