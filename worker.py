@@ -1,5 +1,6 @@
 """The Temporal worker: `python worker.py`. It runs the order, licence-term and import workflows and their
-activities. At start it repairs terms and imports whose workflow could not be started (licensing/reconcile.py)."""
+activities. At start, and every LICENSING_RECONCILE_EVERY while it runs, it repairs terms, imports and orders
+whose workflow could not be started or was ended by hand (licensing/reconcile.py)."""
 
 import asyncio
 import contextlib
@@ -12,7 +13,7 @@ from temporalio.service import RPCError
 from db.session import create_engine, create_session_factory
 from licensing.config import get_settings
 from licensing.logs import configure as configure_logs
-from licensing.reconcile import reconcile
+from licensing.reconcile import keep_reconciling, reconcile
 from licensing.temporal import (
     build_worker,
     connect,
@@ -21,6 +22,7 @@ from licensing.temporal import (
     register_search_attributes,
     search_attributes_command,
 )
+from rules.durations import add_duration, parse_duration
 
 log = logging.getLogger("licensing.worker")
 # Blocks started this recently are checked for a term workflow at every start; `licensing reconcile --all` checks all.
@@ -49,9 +51,14 @@ async def main() -> None:
     log.info(
         "worker polling %s on %s (%s)", settings.task_queue, settings.temporal_address, settings.temporal_namespace
     )
+    every = add_duration(datetime.now(UTC), parse_duration(settings.reconcile_every)) - datetime.now(UTC)
+    repairing = asyncio.create_task(
+        keep_reconciling(client, settings, sessions, every=every, blocks_within=RECENT_BLOCKS)
+    )
     try:
         await worker.run()
     finally:
+        repairing.cancel()
         await engine.dispose()
 
 

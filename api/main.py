@@ -1,5 +1,7 @@
 """The FastAPI application: `uvicorn api.main:app`. OpenAPI at /docs."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +56,31 @@ def _document_idempotency(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+FIRST_CONNECT_SECONDS = 10  # the longest the API's start waits for its first try to connect to Temporal
+RECONNECT_SECONDS = 2
+
+
+async def _connect_when_reachable(app: FastAPI, settings: Settings, first_try: asyncio.Event) -> None:
+    """Connect to Temporal, trying again until it answers; meanwhile what needs it answers 503 and /readyz names it.
+    `first_try` is set once the first try has succeeded or failed."""
+    while True:
+        try:
+            app.state.temporal = await connect(settings)
+        except Exception as problem:  # the SDK raises RuntimeError for a server it cannot reach
+            first_try.set()
+            log.warning(
+                "Temporal at %s is not reachable (%s); serving reads from the database and trying again in %d s",
+                settings.temporal_address,
+                problem,
+                RECONNECT_SECONDS,
+            )
+            await asyncio.sleep(RECONNECT_SECONDS)
+        else:
+            log.info("connected to Temporal at %s", settings.temporal_address)
+            first_try.set()
+            return
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -70,12 +97,19 @@ def create_app(
             engine = create_engine(settings.database_url)
             app.state.sessions = create_session_factory(engine)
             app.state.read_sessions = read_sessions(app.state.sessions)
+        connecting = None
         if temporal is None:
             configure_logs()
-        app.state.temporal = temporal or await connect(settings)
+            # Reads come from the database: the API serves them while Temporal is away, and connects when it can.
+            first_try = asyncio.Event()
+            connecting = asyncio.create_task(_connect_when_reachable(app, settings, first_try))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(first_try.wait(), FIRST_CONNECT_SECONDS)
         try:
             yield
         finally:
+            if connecting is not None:
+                connecting.cancel()
             if engine is not None:
                 await engine.dispose()
 

@@ -28,10 +28,11 @@ class PageRequest:
 
 
 def page_request(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"items per page, at most {MAX_LIMIT}")] = 50,
+    limit: Annotated[int, Query(ge=1, description=f"items per page; more than {MAX_LIMIT} gives {MAX_LIMIT}")] = 50,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
 ) -> PageRequest:
-    return PageRequest(limit=limit, cursor=cursor)
+    """A page of `limit` items, capped at MAX_LIMIT (asking for more gives a full page, not a refusal)."""
+    return PageRequest(limit=min(limit, MAX_LIMIT), cursor=cursor)
 
 
 def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:

@@ -2,12 +2,11 @@
 
 import unicodedata
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -20,6 +19,7 @@ from pydantic import (
 from api import clock
 from payloads.common import Role
 from rules import emails  # noqa: F401  (EmailStr accepts `.test` addresses: see rules/emails.py)
+from rules.durations import parse_duration
 
 
 def _storable(text: str) -> str:
@@ -101,6 +101,20 @@ class CustomerCreate(Request):
     name: Name
     account_type: Literal["trial", "premium"]
     trial_licences: int | None = Field(default=None, strict=True, ge=1, le=1000)
+    trial_term: str | None = Field(
+        default=None,
+        max_length=40,
+        description="how long this customer's trial lasts, ISO 8601 (P30D, P1M); LICENSING_TRIAL_TERM when not "
+        "given; no longer than a licence term (LICENSING_LICENCE_TERM)",
+        examples=["P30D"],
+    )
+
+    @field_validator("trial_term")
+    @classmethod
+    def _a_duration(cls, trial_term: str | None) -> str | None:
+        if trial_term is not None:
+            parse_duration(trial_term)  # its refusal says what a duration looks like
+        return trial_term
 
 
 class CustomerOut(BaseModel):
@@ -242,13 +256,18 @@ class AllocationOut(BaseModel):
 
 class TrainingRecordCreate(Request):
     course: Course
-    completed_at: AwareDatetime
+    completed_at: datetime = Field(
+        description="when the course was completed: a date and time with its offset; a date alone is midnight UTC, "
+        "a time without an offset is UTC"
+    )
     score: int = Field(strict=True, ge=0, le=100)
 
     @field_validator("completed_at")
     @classmethod
     def _done(cls, completed_at: datetime) -> datetime:
         """A record tells of a course completed, so not later than now (give or take clocks a little apart)."""
+        if completed_at.tzinfo is None:
+            completed_at = completed_at.replace(tzinfo=UTC)
         if completed_at > clock.now() + CLOCK_SKEW:
             raise ValueError("is in the future; a training record is of a course already completed")
         return completed_at

@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute
 
 from db import audit
-from db.models import Learner, Licence, LicenceBlock
+from db.models import Customer, Learner, Licence, LicenceBlock
 from db.types import UTCDateTime, affected
 from payloads.blocks import BlockExpired, ExpireBlock
+from payloads.common import Actor
 from rules.errors import NotFound
 from rules.licences import BlockKind, LearnerStatus, LicenceStatus
 
@@ -50,6 +51,37 @@ async def create_block(
         for _ in range(quantity)
     ]
     await session.execute(insert(Licence), rows)
+    return block
+
+
+async def create_trial_block(
+    session: AsyncSession,
+    *,
+    customer: Customer,
+    quantity: int,
+    starts_at: datetime,
+    expires_at: datetime,
+    actor: Actor,
+) -> LicenceBlock:
+    """A new trial customer's licences, with its audit event (an assigned block is audited with its order)."""
+    block = await create_block(
+        session,
+        customer_id=customer.id,
+        kind=BlockKind.TRIAL,
+        quantity=quantity,
+        starts_at=starts_at,
+        expires_at=expires_at,
+    )
+    await audit.record_for_customer(
+        session,
+        customer_id=customer.id,
+        actor=actor,
+        action="licence_block.created",
+        subject_type="licence_block",
+        subject_id=block.id,
+        at=starts_at,
+        details={"kind": BlockKind.TRIAL.value, "quantity": quantity, "expires_at": expires_at.isoformat()},
+    )
     return block
 
 

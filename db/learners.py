@@ -191,17 +191,34 @@ async def get_learner(
     """The customer's learner; `for_update` locks it (and reloads it) for a change that depends on its state.
 
     Its licence is locked before it: expiring a block locks the block's licences and then their holders, so a
-    change that freed a licence after locking its learner could deadlock with an expiry."""
+    change that freed a licence after locking its learner could deadlock with an expiry. Should an allocation
+    that held the learner give it a licence while we waited for it, that licence is not locked yet, and an expiry
+    may hold it and wait for the learner: the learner's lock is let go (a savepoint rolled back) and both are
+    taken again, licence first."""
     if for_update and locks_rows(session):
-        await session.execute(
-            select(Licence.id)
-            .where(Licence.customer_id == customer_id, Licence.learner_id == learner_id)
-            .with_for_update()
-        )
+        for _ in range(_LOCK_ATTEMPTS - 1):
+            attempt = await session.begin_nested()
+            if await _locked_with_its_licence(session, customer_id, learner_id):
+                await attempt.commit()  # the savepoint is released; its locks stay with the transaction
+                break
+            await attempt.rollback()
+        else:
+            await _locked_with_its_licence(session, customer_id, learner_id)
     learner = await session.get(Learner, learner_id, with_for_update=for_update, populate_existing=for_update)
     if learner is None or learner.customer_id != customer_id:
         raise NotFound(f"learner {learner_id} not found")
     return learner
+
+
+_LOCK_ATTEMPTS = 5
+
+
+async def _locked_with_its_licence(session: AsyncSession, customer_id: uuid.UUID, learner_id: uuid.UUID) -> bool:
+    """Lock the learner's licence, then the learner; whether the licence it holds now is one of those locked."""
+    held = Licence.customer_id == customer_id, Licence.learner_id == learner_id
+    locked = set((await session.execute(select(Licence.id).where(*held).with_for_update())).scalars())
+    await session.execute(select(Learner.id).where(Learner.id == learner_id).with_for_update())
+    return set((await session.execute(select(Licence.id).where(*held))).scalars()) <= locked
 
 
 async def _chosen(session: AsyncSession, customer_id: uuid.UUID, learner_ids: Sequence[uuid.UUID]) -> list[Learner]:

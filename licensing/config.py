@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     trial_term: str = "P14D"
     renewal_reminders: str = "P30D,P7D"
     order_reminder_after: str = "P2D"
+    # How often a running worker repairs what a write cut in two left behind (licensing/reconcile.py), besides at
+    # its start: a trial customer, an upload or an upgrade committed while Temporal was briefly away.
+    reconcile_every: str = "PT10M"
     max_order_quantity: int = 10_000
     trial_licences: int = 5  # a trial customer's licences when its partner names no number
     import_max_bytes: int = 20 * 1024 * 1024  # a learners CSV larger than this is refused (413)
@@ -33,7 +36,7 @@ class Settings(BaseSettings):
     # The worker's Prometheus endpoint (the Temporal SDK's worker metrics); empty turns it off.
     worker_metrics_address: str = "127.0.0.1:9464"
 
-    @field_validator("licence_term", "trial_term", "order_reminder_after")
+    @field_validator("licence_term", "trial_term", "order_reminder_after", "reconcile_every")
     @classmethod
     def _one_duration(cls, value: str) -> str:
         parse_duration(value)

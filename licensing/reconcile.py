@@ -6,10 +6,12 @@ hand (`licensing reconcile`)."""
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +31,8 @@ from rules.licences import BlockKind
 from rules.orders import OrderStatus
 from workflows.block import block_workflow_id
 
+log = logging.getLogger(__name__)
+_Answer = TypeVar("_Answer")
 # Workflows looked up at once (one request to the server each).
 AT_ONCE = 20
 
@@ -41,6 +45,18 @@ class Reconciled:
     orders: int = 0  # waiting orders checked
     orders_resumed: int = 0  # of them, found without a running workflow and started again
     terms_started_again: int = 0  # running blocks whose term workflow had ended (terminated by hand)
+    terms_started: int = 0  # running blocks found without any term workflow, and given one
+    imports_started: int = 0  # running imports found without their workflow, and given one
+
+    @property
+    def repaired_anything(self) -> bool:
+        return bool(
+            self.trials_ended
+            or self.orders_resumed
+            or self.terms_started_again
+            or self.terms_started
+            or self.imports_started
+        )
 
 
 async def _end_upgraded_trials(sessions: async_sessionmaker[AsyncSession], at: datetime) -> int:
@@ -74,15 +90,21 @@ def uploader(user: User, customer: Customer) -> Actor:
     return Actor(user_id=user.id, role=role)
 
 
-async def _count_true(checks: Iterable[Coroutine[Any, Any, bool]]) -> int:
-    """Run the checks, AT_ONCE at a time; how many answered True."""
+async def _gated(checks: Iterable[Coroutine[Any, Any, _Answer]]) -> list[_Answer]:
+    """Run the checks, AT_ONCE at a time; their answers."""
     gate = asyncio.Semaphore(AT_ONCE)
 
-    async def gated(check: Coroutine[Any, Any, bool]) -> bool:
+    async def gated(check: Coroutine[Any, Any, _Answer]) -> _Answer:
         async with gate:
             return await check
 
-    return sum(await asyncio.gather(*(gated(check) for check in checks)))
+    return list(await asyncio.gather(*(gated(check) for check in checks)))
+
+
+class TermRepair(Enum):
+    NONE = "none"  # its term runs, or the block has ended
+    STARTED = "started"  # no term had ever been started
+    STARTED_AGAIN = "started again"  # its term had ended (terminated by hand) while the block runs
 
 
 async def _ensure_term(
@@ -91,22 +113,21 @@ async def _ensure_term(
     sessions: async_sessionmaker[AsyncSession],
     customer: Customer,
     block: LicenceBlock,
-) -> bool:
-    """Start the term of an active block that has none running; True if a run of it had ended (terminated by
-    hand). The block is read again once its term is found ended: a term expires its block before it ends, so a
-    block still active then was left without one."""
+) -> TermRepair:
+    """Start the term of an active block that has none running. The block is read again once its term is found
+    ended: a term expires its block before it ends, so a block still active then was left without one."""
     state = await latest_status(client, block_workflow_id(block.id))
     if state is WorkflowExecutionStatus.RUNNING:
-        return False
+        return TermRepair.NONE
     if state is None:
         await start_block_term(client, settings, customer, block)
-        return False
+        return TermRepair.STARTED
     async with sessions() as session:
         status = await session.scalar(select(LicenceBlock.status).where(LicenceBlock.id == block.id))
     if status != "active":
-        return False
+        return TermRepair.NONE
     await start_block_term(client, settings, customer, block, again=True)
-    return True
+    return TermRepair.STARTED_AGAIN
 
 
 async def _resume_waiting_orders(
@@ -116,8 +137,8 @@ async def _resume_waiting_orders(
     async with sessions() as session:
         query = select(LicenceOrder.id).where(LicenceOrder.status == OrderStatus.REQUESTED.value)
         waiting = list((await session.execute(query)).scalars())
-    resumed = await _count_true(resume_order(client, settings, sessions, order_id, at) for order_id in waiting)
-    return len(waiting), resumed
+    resumed = await _gated(resume_order(client, settings, sessions, order_id, at) for order_id in waiting)
+    return len(waiting), sum(resumed)
 
 
 async def reconcile(
@@ -137,17 +158,43 @@ async def reconcile(
         imports = select(LearnerImport, Customer, User).join(Customer, Customer.id == LearnerImport.customer_id)
         imports = imports.join(User, User.id == LearnerImport.created_by_id).where(LearnerImport.status == "running")
         running_imports = (await session.execute(imports)).all()
-    again = await _count_true(
+    terms = await _gated(
         _ensure_term(client, settings, sessions, customer, block) for block, customer in running_blocks
     )
+    imports_started = 0
     for upload, customer, user in running_imports:
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await start_import(client, settings, customer, upload, uploader(user, customer))
+            imports_started += 1
     return Reconciled(
         terms=len(running_blocks),
         imports=len(running_imports),
         trials_ended=trials_ended,
         orders=orders,
         orders_resumed=orders_resumed,
-        terms_started_again=again,
+        terms_started_again=terms.count(TermRepair.STARTED_AGAIN),
+        terms_started=terms.count(TermRepair.STARTED),
+        imports_started=imports_started,
     )
+
+
+async def keep_reconciling(
+    client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    every: timedelta,
+    blocks_within: timedelta,
+) -> None:
+    """Reconcile every `every` (blocks started within `blocks_within`), for as long as the worker runs: a write
+    cut in two while the worker kept running is repaired without waiting for its next start. A failed round (the
+    database or Temporal away) is logged and tried again at the next."""
+    while True:
+        await asyncio.sleep(every.total_seconds())
+        try:
+            repaired = await reconcile(client, settings, sessions, blocks_since=datetime.now(UTC) - blocks_within)
+        except Exception:
+            log.warning("the periodic repair failed; trying again in %s", every, exc_info=True)
+            continue
+        if repaired.repaired_anything:
+            log.info("periodic repair: %s", repaired)

@@ -305,7 +305,7 @@ async def test_a_learners_own_report(api: httpx.AsyncClient, tenant: Tenant) -> 
     "body",
     [
         {"course": "A", "completed_at": "2026-10-01T10:00:00Z", "score": 101},
-        {"course": "A", "completed_at": "2026-10-01T10:00:00", "score": 50},
+        {"course": "A", "completed_at": "2026-10-01T10:00:00Z", "score": 50.5},
         {"course": "", "completed_at": "2026-10-01T10:00:00Z", "score": 50},
         {"course": "A", "completed_at": "yesterday", "score": 50},
     ],
@@ -342,3 +342,24 @@ async def test_addresses_at_test_domains_are_taken_and_local_ones_refused(
     refused = await api.post(path, json={"email": "lo@corp.local", "name": "Lo"}, headers=headers)
     assert (taken.status_code, taken.json()["email"]) == (201, "tess@staging.test")
     assert (refused.status_code, "special-use or reserved" in refused.text) == (422, True)
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("2026-10-01", "2026-10-01T00:00:00Z"),
+        ("2026-10-01T10:30:00", "2026-10-01T10:30:00Z"),
+        ("2026-10-01T12:30:00+02:00", "2026-10-01T10:30:00Z"),
+    ],
+)
+async def test_a_completion_date_alone_or_without_an_offset_is_taken_as_utc(
+    api: httpx.AsyncClient, tenant: Tenant, sent: str, kept: str
+) -> None:
+    learner = await add(api, tenant)
+    recorded = await api.post(
+        f"/customers/{tenant.customer_id}/learners/{learner['id']}/training-records",
+        json={"course": "First aid", "completed_at": sent, "score": 75},
+        headers=tenant.customer_manager.headers,
+    )
+    assert recorded.status_code == 201, recorded.text
+    assert datetime.fromisoformat(recorded.json()["completed_at"]) == datetime.fromisoformat(kept)

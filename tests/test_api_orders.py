@@ -7,6 +7,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.paging import MAX_LIMIT, page_request
 from tests import factories
 from tests.factories import Person, Tenant
 from tests.smtp_server import SmtpServer
@@ -265,8 +266,11 @@ async def test_requested_orders_page_with_a_cursor(
     assert (seen, second["next_cursor"]) == (list(reversed(made)), None)
 
 
-async def test_a_page_larger_than_the_cap_is_refused(api: httpx.AsyncClient, tenant: Tenant) -> None:
-    response = await api.get(
-        f"/partners/{tenant.partner_id}/licence-orders?limit=100000", headers=tenant.partner_manager.headers
-    )
-    assert response.status_code == 422
+async def test_a_page_larger_than_the_cap_is_capped_and_an_empty_one_refused(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    url = f"/partners/{tenant.partner_id}/licence-orders"
+    capped = await api.get(f"{url}?limit=100000", headers=tenant.partner_manager.headers)
+    empty = await api.get(f"{url}?limit=0", headers=tenant.partner_manager.headers)
+    assert (capped.status_code, empty.status_code) == (200, 422)
+    assert page_request(limit=100000, cursor=None).limit == MAX_LIMIT

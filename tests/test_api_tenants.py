@@ -1,6 +1,7 @@
 """Who may do what: tokens, roles, and one tenant never seeing another's objects."""
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -245,3 +246,31 @@ async def test_the_multi_tenant_view_counts_each_customers_licences(api: httpx.A
     await api.post(f"/licence-orders/{order['id']}/assign", headers=tenant.partner_manager.headers)
     view = (await api.get(f"/partners/{tenant.partner_id}/customers", headers=tenant.partner_manager.headers)).json()
     assert view["items"][0]["licences"] == {"total": 7, "available": 7, "allocated": 0, "expired": 0}
+
+
+async def test_a_partner_sets_a_customers_trial_term_within_a_licence_term(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    path, pm = f"/partners/{tenant.partner_id}/customers", tenant.partner_manager.headers
+
+    def customer(**fields: object) -> dict[str, object]:
+        return {"name": f"Trial {uuid.uuid4().hex[:6]}", "account_type": "trial", **fields}
+
+    made = await api.post(path, json=customer(trial_term="P30D"), headers=pm)
+    too_long = await api.post(path, json=customer(trial_term="P2Y"), headers=pm)
+    not_a_term = await api.post(path, json=customer(trial_term="30 days"), headers=pm)
+    premium = await api.post(path, json={**customer(trial_term="P30D"), "account_type": "premium"}, headers=pm)
+    assert (made.status_code, too_long.status_code, not_a_term.status_code, premium.status_code) == (
+        201,
+        422,
+        422,
+        422,
+    )
+    assert "longer than a licence term" in too_long.text and "ISO 8601" in not_a_term.text
+    [block] = (await api.get(f"/customers/{made.json()['id']}/licences", headers=pm)).json()["blocks"]
+    lasts = datetime.fromisoformat(block["expires_at"]) - datetime.fromisoformat(made.json()["created_at"])
+    trail = (await api.get(f"/audit-events?customer_id={made.json()['id']}", headers=pm)).json()["items"]
+    assert (lasts, [e["details"]["kind"] for e in trail if e["action"] == "licence_block.created"]) == (
+        timedelta(days=30),
+        ["trial"],
+    )

@@ -236,6 +236,49 @@ async def test_deleting_a_learner_while_its_block_expires_does_not_deadlock(
     assert await _state(sessions, staying.id) == (True, LearnerStatus.EXPIRED.value, 0)
 
 
+@pytest.mark.skipif(backend() != "postgresql", reason="SQLite takes the whole database's write lock up front")
+async def test_deleting_a_learner_given_a_licence_while_it_waited_does_not_deadlock_with_the_expiry(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """An allocation holds the learner and its new licence; the block's expiry waits for the licence, the deletion
+    (which found no licence to lock) for the learner. When the allocation commits, the expiry has the licence and
+    wants the learner, the deletion the learner and wants the licence: the deletion lets go and takes both again."""
+    learner = await factories.learner(sessions, tenant)  # no licence yet: unlicensed
+    await factories.block(sessions, tenant, quantity=1, days=100)
+    async with sessions() as session:
+        block_id = (
+            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
+        ).scalar_one()
+
+    async def delete() -> None:
+        async with sessions.begin() as session:
+            await learners.delete_learner(
+                session, customer_id=tenant.customer_id, learner_id=learner.id, actor=SYSTEM, now=datetime.now(UTC)
+            )
+
+    async with sessions.begin() as allocating:
+        await learners.allocate(
+            allocating,
+            customer_id=tenant.customer_id,
+            learner_ids=[learner.id],
+            every=None,
+            actor=SYSTEM,
+            now=datetime.now(UTC),
+        )
+        expiry = asyncio.create_task(
+            blocks.expire_block(
+                sessions, ExpireBlock(block_id=block_id, at=datetime.now(UTC), actor=SYSTEM, reason="term ended")
+            )
+        )
+        await asyncio.sleep(0.3)  # the expiry waits for the licence
+        deletion = asyncio.create_task(delete())
+        await asyncio.sleep(0.3)  # the deletion waits for the learner
+    expired, _ = await asyncio.gather(expiry, deletion)  # a deadlock would fail one of them
+    async with sessions() as session:
+        left = await session.get(Learner, learner.id)
+    assert (expired.licences_expired, expired.learners_expired, left) == (1, 1, None)
+
+
 async def test_deactivation_racing_an_allocation_leaves_the_learner_consistent(
     sessions: async_sessionmaker[AsyncSession], tenant: Tenant
 ) -> None:

@@ -1,18 +1,20 @@
 """A write cut in two (the database committed, Temporal was down) is repaired: the worker, at start, and
-`licensing reconcile` start the missing licence terms and imports, once."""
+`licensing reconcile` start the missing licence terms and imports, once; a running worker does so now and then."""
 
 import asyncio
-from datetime import UTC, datetime
+import contextlib
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from db import imports
 from db.models import LearnerImport, LicenceBlock
 from licensing.config import Settings
-from licensing.reconcile import reconcile
+from licensing.reconcile import keep_reconciling, reconcile
 from licensing.temporal import build_worker
 from payloads.blocks import ExpireNow
 from payloads.common import SYSTEM, Actor, Role
@@ -110,3 +112,31 @@ async def test_a_running_blocks_ended_term_is_started_again_and_an_expired_ones_
     assert repaired.terms_started_again >= 1  # other tests' blocks may be among them
     assert (started.status, started.run_id != ended) == (WorkflowExecutionStatus.RUNNING, True)
     assert (last.run_id, last.status) == (started.run_id, WorkflowExecutionStatus.COMPLETED)
+
+
+async def test_a_running_worker_repairs_a_term_left_unstarted_without_waiting_for_its_next_start(
+    dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant = await factories.tenant(sessions)
+    await factories.block(sessions, tenant, quantity=1, days=30)  # committed while Temporal was away
+    async with sessions() as session:
+        block_id = (
+            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
+        ).scalar_one()
+    term = dev_server.client.get_workflow_handle(block_workflow_id(block_id))
+    repairing = asyncio.create_task(
+        keep_reconciling(
+            dev_server.client, settings, sessions, every=timedelta(seconds=0.5), blocks_within=timedelta(days=1)
+        )
+    )
+    try:
+        for _ in range(100):
+            with contextlib.suppress(RPCError):
+                if (await term.describe()).status is WorkflowExecutionStatus.RUNNING:
+                    break
+            await asyncio.sleep(0.1)
+    finally:
+        repairing.cancel()
+    assert (await term.describe()).status is WorkflowExecutionStatus.RUNNING
+    await factories.expire_customer_blocks(sessions, tenant)  # no later repair starts its term again
+    await term.terminate(reason="test over")

@@ -1,9 +1,11 @@
 """Partners, their licence stock and their customers (the multi-tenant view)."""
 
+import logging
 import uuid
 
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
+from temporalio.service import RPCError
 
 from api import auth, paging
 from api.clock import now
@@ -23,8 +25,9 @@ from db import blocks, directory
 from db.models import Customer
 from licensing.terms import start_block_term
 from rules.errors import InvalidInput
-from rules.licences import BlockKind, term_end
+from rules.licences import term_end
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["partners"])
 
 
@@ -76,13 +79,18 @@ async def create_customer(
     temporal: TemporalDep,
     settings: SettingsDep,
 ) -> CustomerOut:
-    """A new customer. A trial customer gets its trial licences at once (`trial_licences`, or the default),
-    for LICENSING_TRIAL_TERM."""
+    """A new customer. A trial customer gets its trial licences at once (`trial_licences`, or the default), for
+    its `trial_term` (or LICENSING_TRIAL_TERM), audited as a trial block of its own."""
     auth.manage_partner(caller, partner_id)
-    if body.account_type == "premium" and body.trial_licences is not None:
-        raise InvalidInput("trial_licences: only a trial customer gets trial licences")
+    if body.account_type == "premium" and (body.trial_licences is not None or body.trial_term is not None):
+        raise InvalidInput("trial_licences, trial_term: only a trial customer gets a trial")
     trial_licences = body.trial_licences or settings.trial_licences
     started = now()
+    trial_ends = term_end(started, body.trial_term or settings.trial_term)
+    if body.trial_term is not None and trial_ends > term_end(started, settings.licence_term):
+        raise InvalidInput(
+            f"trial_term: {body.trial_term} is longer than a licence term ({settings.licence_term}); a trial is shorter"
+        )
     async with session.begin():
         customer = await directory.create_customer(
             session,
@@ -95,16 +103,21 @@ async def create_customer(
         )
         trial = None
         if body.account_type == "trial":
-            trial = await blocks.create_block(
+            trial = await blocks.create_trial_block(
                 session,
-                customer_id=customer.id,
-                kind=BlockKind.TRIAL,
+                customer=customer,
                 quantity=trial_licences,
                 starts_at=started,
-                expires_at=term_end(started, settings.trial_term),
+                expires_at=trial_ends,
+                actor=caller.actor,
             )
     if trial is not None:
-        await start_block_term(temporal, settings, customer, trial)
+        try:
+            await start_block_term(temporal, settings, customer, trial)
+        except RPCError as problem:
+            # The customer and its trial are saved: answering 503 would have a retry refused as a customer that
+            # exists. The worker's repair starts the term (LICENSING_RECONCILE_EVERY); it ends on time all the same.
+            log.warning("the trial term of customer %s is left to the worker's repair: %s", customer.id, problem)
     return _customer_out(customer)
 
 

@@ -1,0 +1,141 @@
+"""The API started while Temporal is away (as uvicorn runs it): it serves reads from the database, answers 503 for
+what needs a workflow, and connects once Temporal is there, with no restart."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from db.models import LicenceBlock
+from licensing.config import Settings
+from licensing.reconcile import reconcile
+from tests import factories
+from tests.conftest import installed_binary
+from tests.processes import until
+from workflows.block import block_workflow_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def temporal_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture
+def api_url(settings: Settings, temporal_port: int) -> Iterator[str]:
+    """The API under uvicorn, pointed at a Temporal address where nothing answers yet."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LICENSING_DATABASE_URL": settings.database_url,
+        "LICENSING_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "LICENSING_TASK_QUEUE": settings.task_queue,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def test_the_api_serves_reads_while_temporal_is_away_and_connects_when_it_comes(
+    api_url: str, temporal_port: int, tenant: factories.Tenant
+) -> None:
+    async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+
+        async def answering() -> bool:
+            try:
+                return (await http.get("/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await until(answering, within_seconds=60)
+        me = await http.get("/api/v1/users/me", headers=tenant.customer_manager.headers)
+        waiting = await http.get("/readyz")
+        order = await http.post(
+            f"/api/v1/customers/{tenant.customer_id}/licence-orders",
+            json={"quantity": 1},
+            headers=tenant.customer_manager.headers,
+        )
+        assert (me.status_code, waiting.status_code, order.status_code) == (200, 503, 503)
+        assert "temporal: not connected" in waiting.json()["detail"]
+        assert "not connected yet" in order.json()["detail"]
+        server = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=installed_binary("temporal"),
+            data_converter=pydantic_data_converter,
+            dev_server_log_level="error",
+            port=temporal_port,
+        )
+        try:
+
+            async def ready() -> bool:
+                await asyncio.sleep(0.3)
+                return (await http.get("/readyz")).status_code == 200
+
+            await until(ready, within_seconds=30)
+        finally:
+            await server.shutdown()
+
+
+async def test_a_trial_customer_saved_while_temporal_went_away_is_created_and_its_term_repaired(
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: factories.Tenant,
+) -> None:
+    """Temporal goes away between the API's connection and the request: the customer and its trial are saved and
+    answered 201 (a retry would be refused as a customer that exists); the worker's repair starts the term."""
+    gone = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+    app = create_app(settings, sessions=sessions, temporal=gone.client)
+    await gone.shutdown()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api/api/v1") as api:
+        made = await api.post(
+            f"/partners/{tenant.partner_id}/customers",
+            json={"name": f"Trial {uuid.uuid4().hex[:6]}", "account_type": "trial"},
+            headers=tenant.partner_manager.headers,
+        )
+    assert made.status_code == 201, made.text
+    customer_id = uuid.UUID(made.json()["id"])
+    async with sessions() as session:
+        block_id = (
+            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == customer_id))
+        ).scalar_one()
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    repaired = await reconcile(dev_server.client, settings, sessions, blocks_since=since)
+    term = await dev_server.client.get_workflow_handle(block_workflow_id(block_id)).describe()
+    assert (repaired.terms_started >= 1, term.status) == (True, WorkflowExecutionStatus.RUNNING)
+    async with sessions.begin() as session:
+        await session.execute(update(LicenceBlock).where(LicenceBlock.id == block_id).values(status="expired"))
+    await dev_server.client.get_workflow_handle(block_workflow_id(block_id)).terminate(reason="test over")
