@@ -11,9 +11,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from db.session import create_engine, create_session_factory
-from licensing.config import get_settings
+from licensing.config import Settings, get_settings
 from licensing.logs import configure as configure_logs
-from licensing.reconcile import keep_reconciling, reconcile
+from licensing.reconcile import Reconciled, keep_reconciling, reconcile
 from licensing.temporal import (
     build_worker,
     connect,
@@ -33,25 +33,20 @@ async def main() -> None:
     settings = get_settings()
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
-    client = await connect(settings, runtime=metrics_runtime(settings.worker_metrics_address))
+    client = await _connected(settings)
     await _search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings, sessions)
-    repaired = await reconcile(client, settings, sessions, blocks_since=datetime.now(UTC) - RECENT_BLOCKS)
-    log.info(
-        "checked %d licence terms and %d imports for their workflows; ended %d trial blocks of upgraded customers; "
-        "checked %d waiting orders, started %d of their workflows again; "
-        "started %d ended terms of running blocks again",
-        repaired.terms,
-        repaired.imports,
-        repaired.trials_ended,
-        repaired.orders,
-        repaired.orders_resumed,
-        repaired.terms_started_again,
-    )
+    try:
+        repaired = await reconcile(client, settings, sessions, blocks_since=datetime.now(UTC) - RECENT_BLOCKS)
+    except Exception:  # the database away: the worker starts all the same, and the periodic repair tries again
+        log.warning("the repair at start failed; the periodic repair tries again", exc_info=True)
+    else:
+        _log_repair(repaired)
     log.info(
         "worker polling %s on %s (%s)", settings.task_queue, settings.temporal_address, settings.temporal_namespace
     )
-    every = add_duration(datetime.now(UTC), parse_duration(settings.reconcile_every)) - datetime.now(UTC)
+    started = datetime.now(UTC)
+    every = add_duration(started, parse_duration(settings.reconcile_every)) - started
     repairing = asyncio.create_task(
         keep_reconciling(client, settings, sessions, every=every, blocks_within=RECENT_BLOCKS)
     )
@@ -60,6 +55,34 @@ async def main() -> None:
     finally:
         repairing.cancel()
         await engine.dispose()
+
+
+def _log_repair(repaired: Reconciled) -> None:
+    log.info(
+        "checked %d licence terms and %d imports for their workflows; ended %d trial blocks of upgraded customers; "
+        "checked %d waiting orders, started %d of their workflows again; "
+        "started %d missing terms, %d missing imports and %d ended terms of running blocks again",
+        repaired.terms,
+        repaired.imports,
+        repaired.trials_ended,
+        repaired.orders,
+        repaired.orders_resumed,
+        repaired.terms_started,
+        repaired.imports_started,
+        repaired.terms_started_again,
+    )
+
+
+async def _connected(settings: Settings) -> Client:
+    """A client of Temporal, waiting for it to answer: a worker started beside its server (or before it) waits
+    instead of stopping."""
+    runtime = metrics_runtime(settings.worker_metrics_address)
+    while True:
+        try:
+            return await connect(settings, runtime=runtime)
+        except RuntimeError as problem:  # the SDK's error for a server it cannot reach
+            log.warning("Temporal at %s is not reachable (%s); trying again in 2 s", settings.temporal_address, problem)
+            await asyncio.sleep(2)
 
 
 async def _search_attributes(client: Client, namespace: str) -> None:

@@ -52,10 +52,18 @@ def start_worker(
 ) -> subprocess.Popen[bytes]:
     """`python worker.py` on the settings' database, task queue and SMTP port; its SDK metrics at
     `metrics_address` (a free port unless given)."""
+    target = dev_server.client.service_client.config.target_host
+    return start_worker_at(target, settings, metrics_address=metrics_address)
+
+
+def start_worker_at(
+    temporal_address: str, settings: Settings, *, metrics_address: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`python worker.py` against the Temporal server at `temporal_address`, whether it answers yet or not."""
     env = {
         **os.environ,
         "LICENSING_DATABASE_URL": settings.database_url,
-        "LICENSING_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "LICENSING_TEMPORAL_ADDRESS": temporal_address,
         "LICENSING_TASK_QUEUE": settings.task_queue,
         "LICENSING_SMTP_PORT": str(settings.smtp_port),
         "LICENSING_WORKER_METRICS_ADDRESS": metrics_address or f"127.0.0.1:{free_port()}",

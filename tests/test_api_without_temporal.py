@@ -3,7 +3,6 @@ what needs a workflow, and connects once Temporal is there, with no restart."""
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -26,26 +25,21 @@ from licensing.reconcile import reconcile
 from tests import factories
 from tests.conftest import installed_binary
 from tests.processes import until
+from tests.smtp_server import free_port
 from workflows.block import block_workflow_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def temporal_port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture
 def api_url(settings: Settings, temporal_port: int) -> Iterator[str]:
     """The API under uvicorn, pointed at a Temporal address where nothing answers yet."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LICENSING_DATABASE_URL": settings.database_url,

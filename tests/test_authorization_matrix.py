@@ -125,7 +125,7 @@ async def _world(api: httpx.AsyncClient, tenant: Tenant) -> World:
         "user_id": learner["id"],  # the directory's user: a learner
         "manager_id": str(tenant.customer_manager.id),
         "import_id": started.json()["id"],
-        "token_id": tokens.json()[0]["id"],
+        "token_id": tokens.json()["items"][0]["id"],
         "name": "User",
         "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User",
     }

@@ -261,7 +261,7 @@ async def test_one_customers_token_never_sees_another_customers_users(
 async def test_a_revoked_token_is_refused(scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant) -> None:
     tokens = (
         await api.get(f"/customers/{tenant.customer_id}/scim-tokens", headers=tenant.customer_manager.headers)
-    ).json()
+    ).json()["items"]
     await api.delete(
         f"/customers/{tenant.customer_id}/scim-tokens/{tokens[0]['id']}", headers=tenant.customer_manager.headers
     )
@@ -324,7 +324,7 @@ async def test_a_token_revoked_twice_at_once_is_revoked_once(
 ) -> None:
     tokens = (
         await api.get(f"/customers/{tenant.customer_id}/scim-tokens", headers=tenant.customer_manager.headers)
-    ).json()
+    ).json()["items"]
     url = f"/customers/{tenant.customer_id}/scim-tokens/{tokens[0]['id']}"
     answers = await asyncio.gather(*(api.delete(url, headers=tenant.customer_manager.headers) for _ in range(6)))
     async with sessions() as session:

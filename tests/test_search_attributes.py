@@ -2,6 +2,7 @@
 them, a new namespace) has the API say what is missing and who fixes it, and the worker register them when it
 starts; a worker whose metrics address is taken says what to set."""
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -16,7 +17,8 @@ from licensing.config import Settings
 from licensing.temporal import metrics_runtime, missing_search_attributes, search_attributes_command
 from tests import factories
 from tests.conftest import installed_binary
-from tests.processes import start_worker, until
+from tests.processes import start_worker, start_worker_at, until
+from tests.smtp_server import free_port
 
 
 @pytest.fixture
@@ -82,3 +84,32 @@ def test_a_second_worker_on_a_taken_metrics_address_says_what_to_set() -> None:
             metrics_runtime(address)
     assert f"cannot listen on {address}" in str(stopped.value)
     assert "LICENSING_WORKER_METRICS_ADDRESS" in str(stopped.value)
+
+
+async def test_a_worker_started_before_its_temporal_server_waits_for_it(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Started beside its server (or before it), the worker waits for Temporal instead of stopping; once the server
+    answers, it sets the namespace up (registers the search attributes) and runs."""
+    port = free_port()
+    worker = start_worker_at(f"127.0.0.1:{port}", settings)
+    try:
+        await asyncio.sleep(3)
+        assert worker.poll() is None, "the worker stopped instead of waiting for Temporal"
+        server = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=installed_binary("temporal"),
+            data_converter=pydantic_data_converter,
+            dev_server_log_level="error",
+            port=port,
+        )
+        try:
+
+            async def set_up() -> bool:
+                return not await missing_search_attributes(server.client, "default")
+
+            await until(set_up, within_seconds=60)
+        finally:
+            await server.shutdown()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

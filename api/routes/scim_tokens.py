@@ -2,13 +2,13 @@
 
 import uuid
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy import select
 
-from api import auth
+from api import auth, paging
 from api.clock import now
 from api.deps import CurrentUser, SessionDep
-from api.schemas import ScimTokenCreated, ScimTokenOut
+from api.schemas import Page, ScimTokenCreated, ScimTokenOut
 from db import directory, scim
 from db.models import ScimToken
 
@@ -34,13 +34,21 @@ async def create_scim_token(
     )
 
 
-@router.get("/customers/{customer_id}/scim-tokens", response_model=list[ScimTokenOut])
-async def list_scim_tokens(customer_id: uuid.UUID, session: SessionDep, caller: CurrentUser) -> list[ScimTokenOut]:
+@router.get("/customers/{customer_id}/scim-tokens", response_model=Page[ScimTokenOut])
+async def list_scim_tokens(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    caller: CurrentUser,
+    page: paging.PageRequest = Depends(paging.page_request),
+) -> Page[ScimTokenOut]:
+    """The customer's directory tokens, newest first, revoked ones included (their `revoked_at` set)."""
     auth.see_customer(caller, await directory.get_customer(session, customer_id))
-    rows = await session.execute(
-        select(ScimToken).where(ScimToken.customer_id == customer_id).order_by(ScimToken.created_at)
+    query = select(ScimToken).where(ScimToken.customer_id == customer_id)
+    rows = list((await session.execute(paging.newest_first(query, page, ScimToken.created_at, ScimToken.id))).scalars())
+    return Page[ScimTokenOut](
+        items=[ScimTokenOut.model_validate(row, from_attributes=True) for row in rows[: page.limit]],
+        next_cursor=paging.next_cursor(rows, page, "created_at", "id"),
     )
-    return [ScimTokenOut.model_validate(row, from_attributes=True) for row in rows.scalars()]
 
 
 @router.delete("/customers/{customer_id}/scim-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)

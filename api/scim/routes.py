@@ -249,7 +249,7 @@ async def get_user(
     return scim_response(project(resource, attributes=attributes, excluded=excluded_attributes))
 
 
-@router.post("/Users")
+@router.post("/Users", status_code=201)
 async def create_user(request: Request, customer: Directory, sessions: SessionsDep) -> JSONResponse:
     """A new person in the directory becomes a learner and takes a free licence automatically."""
     user = from_resource(await _body(request))
