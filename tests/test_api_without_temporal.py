@@ -2,9 +2,6 @@
 what needs a workflow, and connects once Temporal is there, with no restart."""
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +12,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
@@ -23,8 +19,7 @@ from db.models import LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import reconcile
 from tests import factories
-from tests.conftest import installed_binary
-from tests.processes import until
+from tests.processes import local_temporal, served_api, until
 from tests.smtp_server import free_port
 from workflows.block import block_workflow_id
 
@@ -39,25 +34,8 @@ def temporal_port() -> int:
 @pytest.fixture
 def api_url(settings: Settings, temporal_port: int) -> Iterator[str]:
     """The API under uvicorn, pointed at a Temporal address where nothing answers yet."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "LICENSING_DATABASE_URL": settings.database_url,
-        "LICENSING_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "LICENSING_TASK_QUEUE": settings.task_queue,
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with served_api(f"127.0.0.1:{temporal_port}", settings) as url:
+        yield url
 
 
 async def test_the_api_serves_reads_while_temporal_is_away_and_connects_when_it_comes(
@@ -82,12 +60,7 @@ async def test_the_api_serves_reads_while_temporal_is_away_and_connects_when_it_
         assert (me.status_code, waiting.status_code, order.status_code) == (200, 503, 503)
         assert "temporal: not connected" in waiting.json()["detail"]
         assert "not connected yet" in order.json()["detail"]
-        server = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=installed_binary("temporal"),
-            data_converter=pydantic_data_converter,
-            dev_server_log_level="error",
-            port=temporal_port,
-        )
+        server = await local_temporal(temporal_port)
         try:
 
             async def ready() -> bool:
@@ -107,11 +80,7 @@ async def test_a_trial_customer_saved_while_temporal_went_away_is_created_and_it
 ) -> None:
     """Temporal goes away between the API's connection and the request: the customer and its trial are saved and
     answered 201 (a retry would be refused as a customer that exists); the worker's repair starts the term."""
-    gone = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-    )
+    gone = await local_temporal()
     app = create_app(settings, sessions=sessions, temporal=gone.client)
     await gone.shutdown()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api/api/v1") as api:

@@ -1,11 +1,6 @@
 """scim2-tester's `check_server` against the API served by uvicorn, as Entra ID would reach it over HTTP."""
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -18,43 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from db import scim
-from db.migrate import ROOT
 from licensing.config import Settings
 from payloads.common import Actor, Role
-from tests import factories
-from tests.smtp_server import free_port
+from tests import factories, processes
 
 
 @pytest.fixture
 def served_api(dev_server: WorkflowEnvironment, settings: Settings) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "LICENSING_DATABASE_URL": settings.database_url,
-        "LICENSING_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
-        "LICENSING_TASK_QUEUE": settings.task_queue,
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not _listening(port):
-            assert time.monotonic() < deadline and server.poll() is None, "uvicorn did not start"
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/scim/v2"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+    with processes.served_api(dev_server.client.service_client.config.target_host, settings) as url:
+        yield f"{url}/scim/v2"
 
 
 def _check(url: str, token: str) -> list[CheckResult]:

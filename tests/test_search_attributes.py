@@ -9,26 +9,20 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from licensing.config import Settings
 from licensing.temporal import metrics_runtime, missing_search_attributes, search_attributes_command
 from tests import factories
-from tests.conftest import installed_binary
-from tests.processes import start_worker, start_worker_at, until
+from tests.processes import local_temporal, start_worker, start_worker_at, until
 from tests.smtp_server import free_port
 
 
 @pytest.fixture
 async def bare_server() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server of its own, started without any search attribute."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-    )
+    env = await local_temporal()
     yield env
     await env.shutdown()
 
@@ -96,12 +90,7 @@ async def test_a_worker_started_before_its_temporal_server_waits_for_it(
     try:
         await asyncio.sleep(3)
         assert worker.poll() is None, "the worker stopped instead of waiting for Temporal"
-        server = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=installed_binary("temporal"),
-            data_converter=pydantic_data_converter,
-            dev_server_log_level="error",
-            port=port,
-        )
+        server = await local_temporal(port)
         try:
 
             async def set_up() -> bool:
