@@ -54,6 +54,8 @@ async def main() -> None:
         await worker.run()
     finally:
         repairing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await repairing
         await engine.dispose()
 
 

@@ -66,7 +66,7 @@ async def _connect_when_reachable(app: FastAPI, settings: Settings, first_try: a
     while True:
         try:
             app.state.temporal = await connect(settings)
-        except Exception as problem:  # the SDK raises RuntimeError for a server it cannot reach
+        except RuntimeError as problem:  # the SDK's error for a server it cannot reach; a bad setting stops the API
             first_try.set()
             log.warning(
                 "Temporal at %s is not reachable (%s); serving reads from the database and trying again in %d s",
@@ -110,6 +110,8 @@ def create_app(
         finally:
             if connecting is not None:
                 connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connecting
             if engine is not None:
                 await engine.dispose()
 

@@ -179,10 +179,23 @@ async def add_learner(
             session, customer_id=customer_id, new=new, source=source, actor=actor, now=now
         )
     except IntegrityError as clash:  # added at the same moment by another request: the check above missed it
-        if "email" not in str(clash.orig):
+        if not _email_taken(clash):
             raise
         raise Conflict(f"a learner with email {email} already exists for this customer (added just now)") from None
     return await session.get_one(Learner, created.id)
+
+
+# PostgreSQL's name for the unnamed UniqueConstraint("customer_id", "email") of migration 0002.
+LEARNER_EMAIL_UNIQUE = "learners_customer_id_email_key"
+
+
+def _email_taken(clash: IntegrityError) -> bool:
+    """Whether the clash is the customer's unique learner email: PostgreSQL names the constraint, SQLite the
+    columns."""
+    constraint = getattr(getattr(clash.orig, "diag", None), "constraint_name", None)
+    if constraint is not None:
+        return str(constraint) == LEARNER_EMAIL_UNIQUE
+    return "learners.customer_id, learners.email" in str(clash.orig)
 
 
 async def get_learner(
@@ -217,7 +230,9 @@ async def _locked_with_its_licence(session: AsyncSession, customer_id: uuid.UUID
     """Lock the learner's licence, then the learner; whether the licence it holds now is one of those locked."""
     held = Licence.customer_id == customer_id, Licence.learner_id == learner_id
     locked = set((await session.execute(select(Licence.id).where(*held).with_for_update())).scalars())
-    await session.execute(select(Learner.id).where(Learner.id == learner_id).with_for_update())
+    await session.execute(
+        select(Learner.id).where(Learner.id == learner_id, Learner.customer_id == customer_id).with_for_update()
+    )
     return set((await session.execute(select(Licence.id).where(*held))).scalars()) <= locked
 
 

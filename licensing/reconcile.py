@@ -119,13 +119,13 @@ async def _ensure_term(
     state = await latest_status(client, block_workflow_id(block.id))
     if state is WorkflowExecutionStatus.RUNNING:
         return TermRepair.NONE
-    if state is None:
-        await start_block_term(client, settings, customer, block)
-        return TermRepair.STARTED
-    async with sessions() as session:
+    async with sessions() as session:  # read again: it may have expired since the round read it (an upgrade)
         status = await session.scalar(select(LicenceBlock.status).where(LicenceBlock.id == block.id))
     if status != "active":
         return TermRepair.NONE
+    if state is None:
+        await start_block_term(client, settings, customer, block)
+        return TermRepair.STARTED
     await start_block_term(client, settings, customer, block, again=True)
     return TermRepair.STARTED_AGAIN
 
@@ -142,12 +142,18 @@ async def _resume_waiting_orders(
 
 
 async def reconcile(
-    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], *, blocks_since: datetime | None
+    client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    blocks_since: datetime | None,
+    end_trials: bool = True,
 ) -> Reconciled:
     """Make sure every running block (started since `blocks_since`, or all) has its term workflow, every
     running import its import workflow and every waiting order its order workflow; end the trials of customers
-    already upgraded."""
-    trials_ended = await _end_upgraded_trials(sessions, datetime.now(UTC))
+    already upgraded (`end_trials`: not while the worker runs, where an upgrade in flight ends them itself, as its
+    partner manager)."""
+    trials_ended = await _end_upgraded_trials(sessions, datetime.now(UTC)) if end_trials else 0
     orders, orders_resumed = await _resume_waiting_orders(client, settings, sessions, datetime.now(UTC))
     async with sessions() as session:
         blocks = select(LicenceBlock, Customer).join(Customer, Customer.id == LicenceBlock.customer_id)
@@ -192,7 +198,8 @@ async def keep_reconciling(
     while True:
         await asyncio.sleep(every.total_seconds())
         try:
-            repaired = await reconcile(client, settings, sessions, blocks_since=datetime.now(UTC) - blocks_within)
+            since = datetime.now(UTC) - blocks_within
+            repaired = await reconcile(client, settings, sessions, blocks_since=since, end_trials=False)
         except Exception:
             log.warning("the periodic repair failed; trying again in %s", every, exc_info=True)
             continue

@@ -35,16 +35,19 @@ def parse_duration(text: str) -> Duration:
     if match is None:
         raise InvalidDuration(f"{text!r} is not an ISO 8601 duration such as P12M, P14D or PT30S")
     part = {name: value or "0" for name, value in match.groupdict().items()}
-    duration = Duration(
-        months=int(part["years"]) * 12 + int(part["months"]),
-        exact=timedelta(
-            weeks=int(part["weeks"]),
-            days=int(part["days"]),
-            hours=int(part["hours"]),
-            minutes=int(part["minutes"]),
-            seconds=float(part["seconds"]),
-        ),
-    )
+    try:
+        duration = Duration(
+            months=int(part["years"]) * 12 + int(part["months"]),
+            exact=timedelta(
+                weeks=int(part["weeks"]),
+                days=int(part["days"]),
+                hours=int(part["hours"]),
+                minutes=int(part["minutes"]),
+                seconds=float(part["seconds"]),
+            ),
+        )
+    except OverflowError:
+        raise InvalidDuration(f"{text!r} is longer than any calendar reaches") from None
     if duration.is_zero():
         raise InvalidDuration(f"{text!r} is zero; a duration must be longer than that")
     return duration

@@ -258,6 +258,7 @@ async def test_a_partner_sets_a_customers_trial_term_within_a_licence_term(
 
     made = await api.post(path, json=customer(trial_term="P30D"), headers=pm)
     too_long = await api.post(path, json=customer(trial_term="P2Y"), headers=pm)
+    beyond = [await api.post(path, json=customer(trial_term=t), headers=pm) for t in ("P99999Y", "P999999999999D")]
     not_a_term = await api.post(path, json=customer(trial_term="30 days"), headers=pm)
     premium = await api.post(path, json={**customer(trial_term="P30D"), "account_type": "premium"}, headers=pm)
     assert (made.status_code, too_long.status_code, not_a_term.status_code, premium.status_code) == (
@@ -267,6 +268,7 @@ async def test_a_partner_sets_a_customers_trial_term_within_a_licence_term(
         422,
     )
     assert "longer than a licence term" in too_long.text and "ISO 8601" in not_a_term.text
+    assert [answer.status_code for answer in beyond] == [422, 422]
     [block] = (await api.get(f"/customers/{made.json()['id']}/licences", headers=pm)).json()["blocks"]
     lasts = datetime.fromisoformat(block["expires_at"]) - datetime.fromisoformat(made.json()["created_at"])
     trail = (await api.get(f"/audit-events?customer_id={made.json()['id']}", headers=pm)).json()["items"]

@@ -5,7 +5,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth, paging
 from api.clock import now
@@ -28,6 +28,8 @@ from rules.errors import InvalidInput
 from rules.licences import term_end
 
 log = logging.getLogger(__name__)
+# Temporal away for a moment, not refusing: only then is a saved trial left to the worker's repair.
+TEMPORAL_AWAY = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
 router = APIRouter(tags=["partners"])
 
 
@@ -86,7 +88,12 @@ async def create_customer(
         raise InvalidInput("trial_licences, trial_term: only a trial customer gets a trial")
     trial_licences = body.trial_licences or settings.trial_licences
     started = now()
-    trial_ends = term_end(started, body.trial_term or settings.trial_term)
+    try:
+        trial_ends = term_end(started, body.trial_term or settings.trial_term)
+    except (ValueError, OverflowError):  # a year past 9999
+        raise InvalidInput(
+            f"trial_term: {body.trial_term} is far longer than a licence term; a trial is shorter"
+        ) from None
     if body.trial_term is not None and trial_ends > term_end(started, settings.licence_term):
         raise InvalidInput(
             f"trial_term: {body.trial_term} is longer than a licence term ({settings.licence_term}); a trial is shorter"
@@ -115,6 +122,8 @@ async def create_customer(
         try:
             await start_block_term(temporal, settings, customer, trial)
         except RPCError as problem:
+            if problem.status not in TEMPORAL_AWAY:
+                raise
             # The customer and its trial are saved: answering 503 would have a retry refused as a customer that
             # exists. The worker's repair starts the term (LICENSING_RECONCILE_EVERY); it ends on time all the same.
             log.warning("the trial term of customer %s is left to the worker's repair: %s", customer.id, problem)
