@@ -196,3 +196,11 @@ async def manage_mode_of_import(sessions: async_sessionmaker[AsyncSession], tena
             )
         ).scalars()
     return created.actor_id, created.manage_mode, created.on_behalf_of_customer_id
+
+
+async def block_id(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> uuid.UUID:
+    """The id of the customer's one licence block (made by `block`)."""
+    async with sessions() as session:
+        return (
+            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
+        ).scalar_one()

@@ -5,14 +5,13 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from db import imports
-from db.models import LearnerImport, LicenceBlock
+from db.models import LearnerImport
 from licensing.config import Settings
 from licensing.reconcile import keep_reconciling, reconcile
 from licensing.temporal import build_worker
@@ -37,10 +36,7 @@ async def test_missing_terms_and_imports_are_started_once(
             now=datetime.now(UTC),
             actor=Actor(user_id=tenant.customer_manager.id, role=Role.CUSTOMER_MANAGER),
         )
-    async with sessions() as session:
-        block_id = (
-            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
-        ).scalar_one()
+    block_id = await factories.block_id(sessions, tenant)
     async with build_worker(dev_server.client, settings, sessions):
         first = await reconcile(dev_server.client, settings, sessions, blocks_since=None)
         run = (await dev_server.client.get_workflow_handle(block_workflow_id(block_id)).describe()).run_id
@@ -92,10 +88,7 @@ async def test_a_running_blocks_ended_term_is_started_again_and_an_expired_ones_
     A term that ended by expiring its block is left alone."""
     tenant = await factories.tenant(sessions)
     await factories.block(sessions, tenant, quantity=1, days=30)
-    async with sessions() as session:
-        block_id = (
-            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
-        ).scalar_one()
+    block_id = await factories.block_id(sessions, tenant)
     handle = dev_server.client.get_workflow_handle_for(LicenceBlockWorkflow.run, block_workflow_id(block_id))
     async with build_worker(dev_server.client, settings, sessions):
         await reconcile(dev_server.client, settings, sessions, blocks_since=None)
@@ -119,10 +112,7 @@ async def test_a_running_worker_repairs_a_term_left_unstarted_without_waiting_fo
 ) -> None:
     tenant = await factories.tenant(sessions)
     await factories.block(sessions, tenant, quantity=1, days=30)  # committed while Temporal was away
-    async with sessions() as session:
-        block_id = (
-            await session.execute(select(LicenceBlock.id).where(LicenceBlock.customer_id == tenant.customer_id))
-        ).scalar_one()
+    block_id = await factories.block_id(sessions, tenant)
     term = dev_server.client.get_workflow_handle(block_workflow_id(block_id))
     repairing = asyncio.create_task(
         keep_reconciling(

@@ -1,0 +1,124 @@
+"""Bad input found in review: each once answered 500, or a message a person could not act on."""
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from payloads.common import Role
+from tests import factories
+from tests.factories import Tenant
+from tests.test_learner_import import upload
+from tests.test_scim import PATCH, entra_user
+
+
+async def test_a_cursor_without_a_time_zone_is_400(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00", str(uuid.uuid4())]).encode()).decode()
+    response = await api.get(
+        f"/partners/{tenant.partner_id}/licence-orders?cursor={cursor}", headers=tenant.partner_manager.headers
+    )
+    assert response.status_code == 400
+
+
+async def test_a_csv_field_too_large_to_read_is_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    content = b'email,name\r\na@example.com,"' + b"x" * 200_000 + b'"\r\n'
+    refused = await upload(api, tenant, content, expect=422)
+    assert "row 2" in refused["detail"]
+
+
+async def test_a_nul_character_in_a_name_is_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await api.post(
+        f"/customers/{tenant.customer_id}/learners",
+        json={"email": "nul@example.com", "name": "Bad\u0000Name"},
+        headers=tenant.customer_manager.headers,
+    )
+    assert response.status_code == 422
+
+
+async def test_messages_for_bad_input_read_as_written_for_people(
+    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """No Python names of allowed values, no "Value error," label, and the message that fits what was sent."""
+    operator = await factories.person(sessions, Role.OPERATOR)
+    role = await api.post(
+        "/users", json={"email": "w@example.com", "name": "W", "role": "wizard"}, headers=operator.headers
+    )
+    allocations = f"/customers/{tenant.customer_id}/licence-allocations"
+    nobody = await api.post(allocations, json={}, headers=tenant.customer_manager.headers)
+    both = await api.post(
+        allocations,
+        json={"learner_ids": [str(uuid.uuid4())], "all": "expired"},
+        headers=tenant.customer_manager.headers,
+    )
+    assert role.status_code == 422
+    assert role.json()["detail"] == "role: Input should be 'operator', 'partner_manager' or 'customer_manager'"
+    assert (nobody.status_code, nobody.json()["detail"]) == (
+        422,
+        'say whom to allocate to: "learner_ids": [...] or "all": "expired" (or "unlicensed")',
+    )
+    assert both.json()["detail"].startswith('send either "learner_ids"') and both.json()["detail"].endswith("not both")
+
+
+async def test_a_training_record_completed_in_the_future_is_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    learner = (
+        await api.post(
+            f"/customers/{tenant.customer_id}/learners",
+            json={"email": f"f-{uuid.uuid4().hex[:6]}@example.com", "name": "Fay"},
+            headers=tenant.customer_manager.headers,
+        )
+    ).json()
+    url = f"/customers/{tenant.customer_id}/learners/{learner['id']}/training-records"
+    answers = [
+        await api.post(
+            url,
+            json={"course": "Fire safety", "completed_at": when.isoformat(), "score": 90},
+            headers=tenant.customer_manager.headers,
+        )
+        for when in (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime.now(UTC) + timedelta(minutes=1))
+    ]
+    assert [answer.status_code for answer in answers] == [422, 201]  # a clock a minute ahead is forgiven
+    assert answers[0].json()["detail"].startswith("completed_at: is in the future")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/Users/.search", {"filter": 42}),
+        ("POST", "/Users/.search", {"attributes": [1]}),
+        ("GET", "/Users?startIndex=99999999999999999999", None),
+        ("POST", "/Users", {**entra_user(), "userName": "u" * 400}),
+        ("POST", "/Users", {**entra_user(), "externalId": "bad\u0000id"}),
+    ],
+)
+async def test_bad_scim_requests_are_not_500(
+    scim: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: object,
+) -> None:
+    response = await scim.request(method, path, json=body)
+    assert response.status_code < 500, response.text
+
+
+async def test_a_patch_through_a_name_that_is_not_an_object_is_handled(scim: httpx.AsyncClient) -> None:
+    created = (await scim.post("/Users", json=entra_user())).json()
+    response = await scim.patch(
+        f"/Users/{created['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "replace", "path": "name", "value": "just a string"},
+                {"op": "replace", "path": "name.givenName", "value": "Given"},
+            ],
+        },
+    )
+    assert response.status_code in (200, 400)
+
+
+async def test_deeply_nested_json_is_400(scim: httpx.AsyncClient) -> None:
+    response = await scim.post("/Users", content=b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400
