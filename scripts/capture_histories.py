@@ -7,11 +7,14 @@ It starts its own Temporal dev server, SQLite database and SMTP sink; nothing el
 
 import asyncio
 import contextlib
+import re
 import shutil
 import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +26,20 @@ from temporalio.testing import WorkflowEnvironment
 
 from api import order_workflows
 from api.main import create_app
+from db import blocks
 from db.migrate import ROOT, upgrade_to_head
+from db.models import Customer
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings
 from licensing.orders import order_workflow_id
 from licensing.temporal import build_worker
+from licensing.terms import start_block_term
 from payloads.blocks import ExpireNow
 from payloads.common import SYSTEM, Actor, Role
+from rules.licences import BlockKind
 from tests import factories
 from tests.smtp_server import SmtpServer
-from workflows.block import LicenceBlockWorkflow
+from workflows.block import LicenceBlockWorkflow, block_workflow_id
 from workflows.search import ALL_KEYS
 
 OUT = ROOT / "tests" / "histories"
@@ -77,11 +84,20 @@ async def capture(workdir: Path) -> None:
             trial_term="P14D",
         )
         app = create_app(settings, sessions=sessions, temporal=env.client)
-        async with (
-            build_worker(env.client, settings, sessions),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://capture/api/v1") as api,
-        ):
-            await _scenarios(env.client, api, sessions, settings)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://capture/api/v1") as api:
+            async with build_worker(env.client, settings, sessions):
+                await _scenarios(env.client, api, sessions, settings)
+                tenant = await factories.tenant(sessions)
+                late = (
+                    await api.post(
+                        f"/customers/{tenant.customer_id}/licence-orders",
+                        json={"quantity": 1},
+                        headers=tenant.customer_manager.headers,
+                    )
+                ).json()
+            await asyncio.sleep(3.5)  # reminders every second: three fall due while no worker runs
+            async with build_worker(env.client, settings, sessions):
+                await _late_reminders(env.client, api, sessions, settings, smtp, tenant, late["id"])
     await engine.dispose()
     await env.shutdown()
 
@@ -108,6 +124,52 @@ async def _refused(
     await _until(lambda: _closed(client.get_workflow_handle(order_workflow_id(order_id))))
     await _save(client, order_workflow_id(order_id), "order-refused-closed")
     await api.post(f"/licence-orders/{waiting.json()['id']}/cancel", headers=cm)
+
+
+async def _late_reminders(
+    client: Client,
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    smtp: SmtpServer,
+    tenant: factories.Tenant,
+    order_id: str,
+) -> None:
+    """Reminders whose times passed while no worker ran: the order sends one, numbered as the last that fell due
+    (patch one-late-reminder); a term started after both its renewal reminders' times sends only the second
+    (patch late-renewal-reminders-passed-over)."""
+    pm = tenant.partner_manager.email
+    late = re.compile(r"\(reminder [3-9]\)")
+    await _until(lambda: _async(any(late.search(_text(m)) for m in smtp.inbox.to(pm))))
+    await api.post(f"/licence-orders/{order_id}/cancel", headers=tenant.customer_manager.headers)
+    await _until(lambda: _closed(client.get_workflow_handle(f"licence-order-{order_id}")))
+    await _save(client, f"licence-order-{order_id}", "order-late-reminder-closed")
+
+    now = datetime.now(UTC)
+    async with sessions.begin() as session:
+        customer = await session.get_one(Customer, tenant.customer_id)
+        block = await blocks.create_block(
+            session,
+            customer_id=tenant.customer_id,
+            kind=BlockKind.PREMIUM,
+            quantity=2,
+            starts_at=now - timedelta(seconds=10),
+            expires_at=now + timedelta(seconds=2),
+        )
+    late_term = settings.model_copy(update={"renewal_reminders": "PT5S,PT4S"})  # both 2 - 3 seconds ago
+    await start_block_term(client, late_term, customer, block)
+    term = client.get_workflow_handle(block_workflow_id(block.id))
+    await _until(lambda: _closed(term))
+    await _save(client, term.id, "block-late-reminders-closed")
+
+
+def _text(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    return "" if body is None else str(body.get_content())
+
+
+async def _async(value: bool) -> bool:
+    return value
 
 
 async def _scenarios(

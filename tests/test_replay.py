@@ -2,7 +2,10 @@
 today's workflow code. A licence term lives 12 months and sees many deploys; a change that alters commands
 must ship behind `workflow.patched()` (docs/changing-workflows.md)."""
 
+import ast
 import asyncio
+import importlib
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from licensing.temporal import WORKFLOWS
 from payloads.orders import LicenceOrderInput, OrderOutcome
 from workflows.order import LicenceOrderWorkflow
 
+WORKFLOW_SOURCES = Path(__file__).parent.parent / "workflows"
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 WORKFLOW_TYPES = {"LicenceOrderWorkflow", "LicenceBlockWorkflow", "LearnerImportWorkflow"}
 
@@ -34,6 +38,37 @@ def test_there_are_histories_of_every_workflow_type_open_and_closed() -> None:
         True,
         True,
     )
+
+
+def _patches_in_code() -> set[str]:
+    """The ids given to `workflow.patched(...)` anywhere in workflows/, each a module-level constant."""
+    ids = set()
+    for source in sorted(WORKFLOW_SOURCES.glob("*.py")):
+        module = importlib.import_module(f"workflows.{source.stem}")
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "workflow.patched":
+                (argument,) = node.args
+                assert isinstance(argument, ast.Name), f"{source.name}: a patch id should be a named constant"
+                ids.add(getattr(module, argument.id))
+    return ids
+
+
+def _patches_in_histories() -> set[str]:
+    recorded = set()
+    for path in HISTORIES:
+        for event in _history(path).events:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_patch":
+                recorded.add(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
+    return recorded
+
+
+def test_every_patch_has_a_saved_history_that_takes_its_new_path() -> None:
+    """A patch's new path replays only if some history took it: `make histories` must capture one (a scenario in
+    scripts/capture_histories.py) before the patch lands."""
+    in_code = _patches_in_code()
+    assert len(in_code) >= 6
+    assert in_code - _patches_in_histories() == set()
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
