@@ -16,8 +16,20 @@ def prepare_sqlite_path(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def upgrade_to_head(url: str) -> None:
+def _config(url: str) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = url
     config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    return config
+
+
+def upgrade_to_head(url: str) -> None:
+    upgrade(url, "head")
+
+
+def upgrade(url: str, revision: str) -> None:
+    command.upgrade(_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(_config(url), revision)

@@ -1,5 +1,6 @@
 """The test database: a fresh SQLite file, or a fresh PostgreSQL database when LICENSING_TEST_DATABASE=postgresql
-(made on the server named by LICENSING_TEST_DATABASE_URL and dropped afterwards). Migrated to head."""
+(made on the server named by LICENSING_TEST_DATABASE_URL and dropped afterwards). Migrated to head, or to the
+revision given."""
 
 import os
 import uuid
@@ -10,7 +11,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
-from db.migrate import upgrade_to_head
+from db.migrate import upgrade
 
 
 def backend() -> str:
@@ -18,10 +19,10 @@ def backend() -> str:
 
 
 @contextmanager
-def fresh_database(tmp: Path) -> Iterator[str]:
+def fresh_database(tmp: Path, revision: str = "head") -> Iterator[str]:
     if backend() != "postgresql":
         url = f"sqlite:///{tmp / 'licensing.db'}"
-        upgrade_to_head(url)
+        upgrade(url, revision)
         yield url
         return
     server = make_url(os.environ["LICENSING_TEST_DATABASE_URL"])
@@ -31,7 +32,7 @@ def fresh_database(tmp: Path) -> Iterator[str]:
         connection.execute(f'CREATE DATABASE "{name}"')
     url = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
     try:
-        upgrade_to_head(url)
+        upgrade(url, revision)
         yield url
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:

@@ -1,0 +1,75 @@
+"""Migration 0010 (a licence's block and learner are of its own customer) on a database that already holds data:
+it upgrades, downgrades and upgrades again; it names the licences that stand in its way instead of failing with a
+bare constraint violation (PostgreSQL) or adding keys the existing rows break (SQLite); and once it has run, the
+database refuses a licence handed to another customer's learner."""
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.migrate import downgrade, upgrade
+from db.models import Licence
+from db.session import create_engine, create_session_factory
+from tests import factories
+from tests.databases import fresh_database
+
+
+@pytest.fixture
+async def at_0009(tmp_path: Path) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
+    with fresh_database(tmp_path, "0009") as url:
+        engine = create_engine(url)
+        yield url, create_session_factory(engine)
+        await engine.dispose()
+
+
+async def _hand_to_another_customer(
+    sessions: async_sessionmaker[AsyncSession], ours: factories.Tenant, theirs: factories.Tenant
+) -> uuid.UUID:
+    """One of `ours`' licences, held by a learner of `theirs`: what the new keys exist to refuse."""
+    stranger = await factories.learner(sessions, theirs)
+    async with sessions.begin() as session:
+        licence_id = (
+            await session.execute(
+                select(Licence.id)
+                .where(Licence.customer_id == ours.customer_id, Licence.status == "available")
+                .limit(1)
+            )
+        ).scalar_one()
+        await session.execute(
+            update(Licence).where(Licence.id == licence_id).values(status="allocated", learner_id=stranger.id)
+        )
+    return licence_id
+
+
+async def _allocated(sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant) -> int:
+    query = select(func.count()).where(Licence.customer_id == tenant.customer_id, Licence.status == "allocated")
+    return await factories.scalar(sessions, query)
+
+
+async def test_0010_names_the_licences_in_its_way_and_runs_once_they_are_corrected(
+    at_0009: tuple[str, async_sessionmaker[AsyncSession]],
+) -> None:
+    url, sessions = at_0009
+    ours, theirs = await factories.tenant(sessions), await factories.tenant(sessions)
+    await factories.block(sessions, ours, quantity=3, days=30)
+    await factories.learner(sessions, ours)  # takes one of ours, as it should
+    wrong = await _hand_to_another_customer(sessions, ours, theirs)
+
+    with pytest.raises(RuntimeError, match=rf"another customer than their own: 1 \({wrong}\)"):
+        upgrade(url, "head")
+
+    async with sessions.begin() as session:
+        await session.execute(update(Licence).where(Licence.id == wrong).values(status="available", learner_id=None))
+    upgrade(url, "head")
+    downgrade(url, "0009")
+    upgrade(url, "head")
+    assert await _allocated(sessions, ours) == 1  # the learner's licence went through all three
+
+    with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
+        await _hand_to_another_customer(sessions, ours, theirs)
+    assert await _allocated(sessions, ours) == 1
