@@ -22,8 +22,8 @@ from db.blocks import expire_block
 from db.models import Customer, LearnerImport, LicenceBlock, LicenceOrder, User
 from licensing.config import Settings
 from licensing.imports import start_import
-from licensing.orders import resume_order
-from licensing.runs import latest_status
+from licensing.orders import order_workflow_id, resume_order
+from licensing.runs import latest_status, running_ids
 from licensing.terms import start_block_term
 from payloads.blocks import ExpireBlock
 from payloads.common import SYSTEM, Actor, Role
@@ -113,9 +113,13 @@ async def _ensure_term(
     sessions: async_sessionmaker[AsyncSession],
     customer: Customer,
     block: LicenceBlock,
+    running: frozenset[str],
 ) -> TermRepair:
-    """Start the term of an active block that has none running. The block is read again once its term is found
-    ended: a term expires its block before it ends, so a block still active then was left without one."""
+    """Start the term of an active block that has none running (`running`: the terms the server listed as
+    running; one not listed is asked for). The block is read again once its term is found ended: a term expires
+    its block before it ends, so a block still active then was left without one."""
+    if block_workflow_id(block.id) in running:
+        return TermRepair.NONE
     state = await latest_status(client, block_workflow_id(block.id))
     if state is WorkflowExecutionStatus.RUNNING:
         return TermRepair.NONE
@@ -137,7 +141,9 @@ async def _resume_waiting_orders(
     async with sessions() as session:
         query = select(LicenceOrder.id).where(LicenceOrder.status == OrderStatus.REQUESTED.value)
         waiting = list((await session.execute(query)).scalars())
-    resumed = await _gated(resume_order(client, settings, sessions, order_id, at) for order_id in waiting)
+    running = await running_ids(client, "LicenceOrderWorkflow") if waiting else frozenset()
+    unlisted = [order_id for order_id in waiting if order_workflow_id(order_id) not in running]
+    resumed = await _gated(resume_order(client, settings, sessions, order_id, at) for order_id in unlisted)
     return len(waiting), sum(resumed)
 
 
@@ -164,8 +170,9 @@ async def reconcile(
         imports = select(LearnerImport, Customer, User).join(Customer, Customer.id == LearnerImport.customer_id)
         imports = imports.join(User, User.id == LearnerImport.created_by_id).where(LearnerImport.status == "running")
         running_imports = (await session.execute(imports)).all()
+    running = await running_ids(client, "LicenceBlockWorkflow") if running_blocks else frozenset()
     terms = await _gated(
-        _ensure_term(client, settings, sessions, customer, block) for block, customer in running_blocks
+        _ensure_term(client, settings, sessions, customer, block, running) for block, customer in running_blocks
     )
     imports_started = 0
     for upload, customer, user in running_imports:

@@ -5,20 +5,31 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    DescribeWorkflowInput,
+    Interceptor,
+    OutboundInterceptor,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+)
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from db import imports
-from db.models import LearnerImport
+from db.models import Customer, LearnerImport, LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import keep_reconciling, reconcile
+from licensing.runs import running_ids
 from licensing.temporal import build_worker
+from licensing.terms import start_block_term
 from payloads.blocks import ExpireNow
 from payloads.common import SYSTEM, Actor, Role
 from rules.learner_csv import CsvRow
 from tests import factories
+from tests.ordering import Orders
 from workflows.block import LicenceBlockWorkflow, block_workflow_id
 
 
@@ -130,3 +141,68 @@ async def test_a_running_worker_repairs_a_term_left_unstarted_without_waiting_fo
     assert (await term.describe()).status is WorkflowExecutionStatus.RUNNING
     await factories.expire_customer_blocks(sessions, tenant)  # no later repair starts its term again
     await term.terminate(reason="test over")
+
+
+class _Described(Interceptor):
+    """The workflow ids a client asks the server to describe, one request each."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _Describing(next, self.ids)
+
+
+class _Describing(OutboundInterceptor):
+    def __init__(self, next: OutboundInterceptor, ids: list[str]) -> None:
+        super().__init__(next)
+        self._ids = ids
+
+    async def describe_workflow(self, input: DescribeWorkflowInput) -> WorkflowExecutionDescription:
+        self._ids.append(input.id)
+        return await super().describe_workflow(input)
+
+
+async def test_a_repair_round_describes_only_the_workflows_the_server_does_not_list_as_running(
+    dev_server: WorkflowEnvironment, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """One list request covers every running term and order; only a block or order missing from it is asked
+    about (and repaired), instead of one request for each of thousands."""
+    tenant = await factories.tenant(sessions)
+    await factories.block(sessions, tenant, quantity=1, days=30)
+    block_id = await factories.block_id(sessions, tenant)
+    async with sessions() as session:
+        customer = await session.get_one(Customer, tenant.customer_id)
+        block = await session.get_one(LicenceBlock, block_id)
+    described = _Described()
+    config = dev_server.client.config()
+    config["interceptors"] = [described]
+    counted = Client(**config)
+    orders = Orders(dev_server, settings)
+    async with build_worker(dev_server.client, settings, sessions):
+        await start_block_term(dev_server.client, settings, customer, block)
+        order = await orders.request(tenant, 2)
+        await factories.block(sessions, tenant, quantity=1, days=30)  # its term was never started
+        async with sessions() as session:
+            unstarted = await session.scalar(
+                select(LicenceBlock.id).where(
+                    LicenceBlock.customer_id == tenant.customer_id, LicenceBlock.id != block.id
+                )
+            )
+        for _ in range(100):  # visibility trails a start by a moment
+            listed = await running_ids(dev_server.client, "LicenceBlockWorkflow") | await running_ids(
+                dev_server.client, "LicenceOrderWorkflow"
+            )
+            if {block_workflow_id(block.id), order.id} <= listed:
+                break
+            await asyncio.sleep(0.1)
+        repaired = await reconcile(counted, settings, sessions, blocks_since=None)
+        await orders.cancel(order, tenant)
+    assert unstarted is not None
+    assert repaired.terms_started >= 1
+    assert (block_workflow_id(block.id) in described.ids, order.id in described.ids) == (False, False)
+    assert block_workflow_id(unstarted) in described.ids  # not listed: asked about, and its term started
+    assert (await dev_server.client.get_workflow_handle(block_workflow_id(unstarted)).describe()).status is (
+        WorkflowExecutionStatus.RUNNING
+    )
+    await factories.expire_customer_blocks(sessions, tenant)
