@@ -58,7 +58,9 @@ class Idempotency:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = (
-            {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])} if scope["type"] == "http" else {}
+            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            if scope["type"] == "http"
+            else {}
         )
         key = headers.get(HEADER)
         if key is None or scope.get("method") != "POST" or not scope.get("path", "").startswith(PREFIX):

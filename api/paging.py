@@ -5,7 +5,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -41,8 +41,8 @@ def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
         moment = datetime.fromisoformat(at)
         if moment.tzinfo is None:
             raise ValueError("the cursor's time has no zone")
-        return moment, uuid.UUID(ident)
-    except (ValueError, TypeError, RecursionError) as problem:
+        return moment.astimezone(UTC), uuid.UUID(ident)
+    except (ValueError, TypeError, RecursionError, OverflowError) as problem:
         raise BadCursor("cursor is not one this API gave out; start again without it") from problem
 
 

@@ -1,6 +1,5 @@
 """Request and response bodies. Requests refuse unknown fields (422), so a client cannot set what it must not."""
 
-import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Generic, Literal, TypeVar
@@ -20,17 +19,18 @@ from api import clock
 from payloads.common import Role
 from rules import emails  # noqa: F401  (EmailStr accepts `.test` addresses: see rules/emails.py)
 from rules.durations import parse_duration
+from rules.text import one_line_problem, storable_problem
 
 
 def _storable(text: str) -> str:
-    if "\x00" in text:
-        raise ValueError("must not contain NUL characters")
+    if problem := storable_problem(text):
+        raise ValueError(problem)
     return text
 
 
 def _one_line(text: str) -> str:
-    if any(unicodedata.category(character) in ("Cc", "Zl", "Zp") for character in text):
-        raise ValueError("must be one line, without line breaks, tabs or other control characters")
+    if problem := one_line_problem(text):
+        raise ValueError(problem)
     return text
 
 
@@ -268,6 +268,10 @@ class TrainingRecordCreate(Request):
         """A record tells of a course completed, so not later than now (give or take clocks a little apart)."""
         if completed_at.tzinfo is None:
             completed_at = completed_at.replace(tzinfo=UTC)
+        try:
+            completed_at = completed_at.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range: in UTC it falls before year 1 or after year 9999") from None
         if completed_at > clock.now() + CLOCK_SKEW:
             raise ValueError("is in the future; a training record is of a course already completed")
         return completed_at

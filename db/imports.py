@@ -16,7 +16,7 @@ from db.learners import NewLearner, create_learners
 from db.models import Learner, LearnerImport, LearnerImportError, LearnerImportRow
 from payloads.common import Actor
 from payloads.imports import ImportBatch, ImportProgress
-from rules.emails import email_problem
+from rules.emails import canonical, email_problem
 from rules.errors import NotFound
 from rules.learner_csv import CsvRow
 from rules.licences import LearnerSource
@@ -57,7 +57,7 @@ async def store_upload(
         await session.execute(
             insert(cast(Table, LearnerImportRow.__table__)),
             [
-                {"import_id": upload.id, "row": r.row, "email": r.email.lower()[:400], "name": r.name[:400]}
+                {"import_id": upload.id, "row": r.row, "email": canonical(r.email)[:400], "name": r.name[:400]}
                 for r in chunk
             ],
         )

@@ -24,6 +24,7 @@ from db.directory import lock_customer
 from db.models import Customer, Learner, Licence, LicenceBlock, TrainingRecord
 from db.types import affected, locks_rows
 from payloads.common import Actor
+from rules.emails import canonical
 from rules.errors import Conflict, NotFound
 from rules.licences import ALLOCATABLE, BlockKind, LearnerSource, LearnerStatus, LicenceStatus, check_allocation
 
@@ -169,7 +170,7 @@ async def add_learner(
     external_id: str | None = None,
 ) -> Learner:
     """Create one learner and, in the same transaction, give it a free licence if there is one."""
-    email = email.lower()
+    email = canonical(email)
     taken = await session.execute(select(Learner.id).where(Learner.customer_id == customer_id, Learner.email == email))
     if taken.first():
         raise Conflict(f"a learner with email {email} already exists for this customer")

@@ -25,6 +25,7 @@ from payloads.common import SYSTEM, Actor, Role
 from payloads.imports import ImportProgress
 from rules.errors import InvalidInput, NotFound
 from rules.learner_csv import read_rows
+from rules.text import one_line
 
 
 def now() -> datetime:
@@ -92,11 +93,13 @@ async def partners(settings: Settings) -> list[Partner]:
 
 
 async def create_partner(settings: Settings, name: str, by: str) -> Partner:
+    name = one_line(name, "the partner's name")
     async with database(settings) as sessions, sessions.begin() as session:
         return await directory.create_partner(session, name=name, actor=await acting_user(session, by), at=now())
 
 
 async def credit_stock(settings: Settings, partner_id: uuid.UUID, quantity: int, reference: str, by: str) -> int:
+    reference = one_line(reference, "the purchase reference")
     async with database(settings) as sessions, sessions.begin() as session:
         await directory.get_partner(session, partner_id)
         return await directory.credit_stock(

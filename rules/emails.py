@@ -8,7 +8,7 @@ from functools import lru_cache
 import email_validator
 from email_validator import EmailNotValidError, validate_email
 
-__all__ = ["EmailNotValidError", "email_problem", "validate_email"]
+__all__ = ["EmailNotValidError", "canonical", "email_problem", "validate_email"]
 
 # Addresses at `.test` domains (reserved for testing by RFC 6761: nobody outside a test or staging install has one)
 # are accepted, as email_validator's README shows, by taking "test" off its list of refused special-use names.
@@ -55,3 +55,16 @@ def email_problem(email: str) -> str | None:
     except EmailNotValidError as problem:
         return f"email {email!r} is not valid: {problem}"
     return None
+
+
+def canonical(email: str) -> str:
+    """The form in which a learner's address is stored and compared, whichever way it came (the API, SCIM, an
+    import): the library's normalised address (the local part in Unicode NFC, the domain in its usual form), lower
+    case. So `lée@example.com` typed on one machine and spelt with a combining accent in a file from another are one
+    learner. A plain ASCII address only needs lower case; one the library refuses is left as it is, to be refused."""
+    if _plainly_valid(email):
+        return email.lower()
+    try:
+        return validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return email

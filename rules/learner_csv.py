@@ -13,7 +13,13 @@ from typing import BinaryIO
 
 from rules.errors import InvalidInput
 
-EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "mail", "username", "user name"}
+# The headers an email column goes by, best first: a directory export often has a username column too (a UPN, or
+# just "jdoe"), which is the email column only when no column says email.
+EMAIL_HEADERS = (
+    frozenset({"email", "e-mail", "email address", "e-mail address"}),
+    frozenset({"mail"}),
+    frozenset({"username", "user name"}),
+)
 NAME_HEADERS = {"name", "full name", "display name", "displayname", "fullname"}
 _CHUNK = 1 << 16
 
@@ -93,7 +99,7 @@ def read_rows(stream: BinaryIO, *, max_rows: int) -> Iterator[CsvRow]:
             raise InvalidInput("the file is empty: the first row must be a header with email and name columns")
         separator = _dialect(first)
         header = [_normalise(cell) for cell in next(csv.reader([first], delimiter=separator))]
-        email_at = next((i for i, h in enumerate(header) if h in EMAIL_HEADERS), None)
+        email_at = next((header.index(h) for names in EMAIL_HEADERS for h in header if h in names), None)
         name_at = next((i for i, h in enumerate(header) if h in NAME_HEADERS), None)
         if email_at is None:
             raise InvalidInput(f"no email column in the header ({_shown(header)}); name one 'email'")

@@ -122,3 +122,51 @@ async def test_a_patch_through_a_name_that_is_not_an_object_is_handled(scim: htt
 async def test_deeply_nested_json_is_400(scim: httpx.AsyncClient) -> None:
     response = await scim.post("/Users", content=b"[" * 100_000 + b"]" * 100_000)
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+async def test_a_cursor_whose_time_falls_off_the_calendar_in_utc_is_400(
+    api: httpx.AsyncClient, tenant: Tenant, at: str
+) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps([at, str(uuid.uuid4())]).encode()).decode()
+    response = await api.get("/audit-events", params={"cursor": cursor}, headers=tenant.customer_manager.headers)
+    assert (response.status_code, "start again without it" in response.json()["detail"]) == (400, True)
+
+
+async def test_a_completion_time_that_falls_off_the_calendar_in_utc_is_422(
+    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    learner = await factories.learner(sessions, tenant)
+    response = await api.post(
+        f"/customers/{tenant.customer_id}/learners/{learner.id}/training-records",
+        json={"course": "Fire safety", "completed_at": "0001-01-01T00:00:00+14:00", "score": 80},
+        headers=tenant.customer_manager.headers,
+    )
+    assert (response.status_code, "out of range" in response.text) == (422, True)
+
+
+async def test_a_header_value_beyond_ascii_is_read_not_a_500(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    """HTTP allows bytes 0x80 - 0xFF in a header's value (obs-text); a server passes them on as they came."""
+    ours = {name.encode(): value.encode() for name, value in tenant.customer_manager.headers.items()}
+    headers = {**ours, b"X-Client-Note": b"caf\xe9"}
+    assert (await api.get("/users/me", headers=headers)).status_code == 200
+    keyed = {**headers, b"Idempotency-Key": b"k\xe9-" + uuid.uuid4().hex.encode()}
+    body = {"email": f"{uuid.uuid4().hex[:8]}@example.com", "name": "Lee"}
+    first = await api.post(f"/customers/{tenant.customer_id}/learners", json=body, headers=keyed)
+    again = await api.post(f"/customers/{tenant.customer_id}/learners", json=body, headers=keyed)
+    assert (first.status_code, again.json()["id"]) == (201, first.json()["id"])
+
+
+@pytest.mark.parametrize("field", ["startIndex", "count"])
+async def test_a_scim_search_index_beyond_any_number_is_400(scim: httpx.AsyncClient, field: str) -> None:
+    body = b'{"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "%s": 1e400}' % field.encode()
+    response = await scim.post("/Users/.search", content=body)
+    assert (response.status_code, response.json()["scimType"]) == (400, "invalidValue")
+
+
+async def test_a_scim_text_with_half_a_utf16_pair_is_400(scim: httpx.AsyncClient) -> None:
+    response = await scim.post(
+        "/Users", content=b'{"userName": "sue@example.com", "name": {"formatted": "Sue \\ud800"}}'
+    )
+    assert (response.status_code, response.json()["scimType"]) == (400, "invalidValue")
+    assert "lone surrogate" in response.json()["detail"]

@@ -177,3 +177,21 @@ async def test_a_failed_email_resent_by_two_operators_at_once_goes_out_once(
     refused = [o for o in outcomes if isinstance(o, NotFound)]
     assert (len(refused), outcomes.count(None), len(smtp.inbox.to(tenant.partner_manager.email))) == (1, 1, 1)
     assert "has not failed (it is" in refused[0].message
+
+
+@pytest.mark.parametrize(
+    ("args", "told"),
+    [
+        (("create-partner", "P" * 201), "the partner's name must be at most 200 characters (it has 201)"),
+        (("create-partner", "   "), "the partner's name must not be empty"),
+        (("create-partner", "Two\nlines"), "the partner's name must be one line"),
+        (("credit-stock", "{partner}", "5", "--reference", "PO\n9"), "the purchase reference must be one line"),
+        (("credit-stock", "{partner}", "5", "--reference", "R" * 201), "the purchase reference must be at most 200"),
+    ],
+)
+async def test_the_cli_refuses_the_names_and_references_the_api_refuses(
+    cli_env: dict[str, str], operator_email: str, tenant: Tenant, args: tuple[str, ...], told: str
+) -> None:
+    filled = [arg.format(partner=tenant.partner_id) for arg in args]
+    code, _, err = await licensing(cli_env, *filled, "--by", operator_email)
+    assert (code, err.startswith(f"error: {told}")) == (1, True), err[-400:]

@@ -1,9 +1,11 @@
 """The import's cheap email check gives the verdict of `email_validator` itself, on plain and on odd addresses."""
 
+import unicodedata
+
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from rules.emails import email_problem
+from rules.emails import canonical, email_problem
 
 ADDRESSES = [
     "staff1@example.com",
@@ -67,3 +69,14 @@ def test_the_cheap_check_agrees_with_the_library(email: str) -> None:
 def test_a_refusal_says_what_is_wrong() -> None:
     assert email_problem("") == "email is missing"
     assert "is not valid" in (email_problem("a..b@example.com") or "")
+
+
+def test_an_address_is_kept_in_one_form_however_it_was_spelt() -> None:
+    composed, decomposed = (
+        unicodedata.normalize("NFC", "Lée@Example.COM"),
+        unicodedata.normalize("NFD", "Lée@Example.COM"),
+    )
+    assert composed != decomposed
+    assert canonical(composed) == canonical(decomposed) == unicodedata.normalize("NFC", "lée@example.com")
+    assert canonical("Ann.Lee@Example.COM") == "ann.lee@example.com"
+    assert canonical("not an address") == "not an address"  # left to be refused as it was written

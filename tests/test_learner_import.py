@@ -2,6 +2,7 @@
 caps, and automatic licences while any are free."""
 
 import asyncio
+import unicodedata
 import uuid
 from typing import Any
 
@@ -173,3 +174,40 @@ class TestCaps:
         refused = await upload(api, tenant, csv_of("email", "a@x.io", "b@x.io", "c@x.io", "d@x.io"), expect=422)
         listed = await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
         assert ("more than 3 rows" in refused["detail"], listed.json()["items"]) == (True, [])
+
+
+async def test_an_address_spelt_another_unicode_way_is_the_learner_already_there(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """`lée@example.com` added by hand (NFC, as typed) and the same address in a file saved with a combining
+    accent (NFD, as macOS writes it) are one person: one learner, one licence."""
+    await licences_for(api, tenant, 2)
+    typed = unicodedata.normalize("NFC", "lée@example.com")
+    added = await api.post(
+        f"/customers/{tenant.customer_id}/learners",
+        json={"email": typed, "name": "Lée"},
+        headers=tenant.customer_manager.headers,
+    )
+    assert added.status_code == 201, added.text
+    content = csv_of("email,name", f"{unicodedata.normalize('NFD', typed)},Lée")
+    done = await finished(api, tenant, await upload(api, tenant, content))
+    listed = (
+        await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
+    ).json()
+    assert (done["created"], len(listed["items"])) == (0, 1), done
+    assert [e["message"] for e in done["errors"]] == [f"{typed} is already a learner of this customer"]
+
+
+async def test_an_email_column_is_taken_before_a_username_column(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    """A directory export with both: `username` holds `jdoe`, `email` the address."""
+    content = csv_of("username,email,name", "jdoe,jane@example.com,Jane", "rroe,rick@example.com,Rick")
+    done = await finished(api, tenant, await upload(api, tenant, content))
+    listed = (
+        await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
+    ).json()
+    assert (done["created"], sorted(item["email"] for item in listed["items"])) == (
+        2,
+        ["jane@example.com", "rick@example.com"],
+    )
+    only_usernames = csv_of("username,name", "ann@example.com,Ann")  # a column of UPNs, and no other
+    assert (await finished(api, tenant, await upload(api, tenant, only_usernames)))["created"] == 1

@@ -69,9 +69,16 @@ def _actor(customer: Customer) -> Actor:
 
 async def _body(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
+        body = json.loads(await request.body())
     except (ValueError, RecursionError):
         raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
+    try:  # JSON may escape half a UTF-16 pair (\\ud800), which no stored text can hold
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise ScimError(
+            400, "the body holds a lone surrogate (\\ud800 to \\udfff) in its text", "invalidValue"
+        ) from None
+    return body
 
 
 @asynccontextmanager
@@ -221,7 +228,7 @@ async def search_users(request: Request, customer: Directory, sessions: Sessions
 
     try:
         start_index, count = int(body.get("startIndex", 1)), int(body.get("count", 100))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ScimError(400, "startIndex and count must be integers", "invalidValue") from None
     return await _search(
         request,
