@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api import errors, idempotency, observability
+from api.clock import now
 from api.limits import BodyLimit
 from api.routes import activity, customers, imports, learners, orders, partners, reports, scim_tokens, users
 from api.schemas import Problem
@@ -23,6 +24,7 @@ from db.session import create_engine, create_session_factory, read_sessions
 from licensing.config import Settings, get_settings
 from licensing.logs import configure as configure_logs
 from licensing.temporal import connect
+from rules.licences import term_end
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,17 @@ async def _connect_when_reachable(app: FastAPI, settings: Settings, first_try: a
             return
 
 
+def _warn_of_a_trial_longer_than_a_licence(settings: Settings) -> None:
+    started = now()
+    if term_end(started, settings.trial_term) > term_end(started, settings.licence_term):
+        log.warning(
+            "LICENSING_TRIAL_TERM (%s) is longer than LICENSING_LICENCE_TERM (%s): trials get the licence term; "
+            "set LICENSING_TRIAL_TERM shorter",
+            settings.trial_term,
+            settings.licence_term,
+        )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -100,6 +113,7 @@ def create_app(
         connecting = None
         if temporal is None:
             configure_logs()
+            _warn_of_a_trial_longer_than_a_licence(settings)
             # Reads come from the database: the API serves them while Temporal is away, and connects when it can.
             first_try = asyncio.Event()
             connecting = asyncio.create_task(_connect_when_reachable(app, settings, first_try))

@@ -62,6 +62,10 @@ async def create_partner(session: AsyncSession, *, name: str, actor: Actor, at: 
     return partner
 
 
+# The most licences a partner's stock can hold (the column is a 32-bit integer, as every licence count is).
+MAX_STOCK = 2**31 - 1
+
+
 async def credit_stock(
     session: AsyncSession, *, partner_id: uuid.UUID, quantity: int, reference: str, actor: Actor, at: datetime
 ) -> int:
@@ -79,11 +83,17 @@ async def credit_stock(
     )
     credited = await session.execute(
         update(Partner)
-        .where(Partner.id == partner_id)
+        .where(Partner.id == partner_id, Partner.licence_stock <= MAX_STOCK - quantity)
         .values(licence_stock=Partner.licence_stock + quantity)
         .returning(Partner.licence_stock)
     )
-    stock = credited.scalar_one()
+    stock = credited.scalar_one_or_none()
+    if stock is None:  # nothing is written: the purchase goes with the transaction
+        held = (await session.execute(select(Partner.licence_stock).where(Partner.id == partner_id))).scalar_one()
+        raise Conflict(
+            f"the stock would be {held + quantity:,} licences, more than the {MAX_STOCK:,} a partner can hold "
+            f"(it holds {held:,}); credit at most {MAX_STOCK - held:,}"
+        )
     audit.record(
         session,
         actor=actor,

@@ -127,7 +127,8 @@ async def create_learners(
     free = await _free_licences(session, customer_id, now=now, count=len(new))
     created = [CreatedLearner(id=uuid.uuid4(), licensed=i < len(free)) for i in range(len(new))]
     status = {True: LearnerStatus.ACTIVE.value, False: LearnerStatus.UNLICENSED.value}
-    expiry = [licence.expires_at for licence in free] + [None] * (len(new) - len(free))
+    taken: list[_FreeLicence | None] = [*free, *[None] * (len(new) - len(free))]
+    expiry = [licence.expires_at if licence else None for licence in taken]
     rows = [
         {
             "id": c.id,
@@ -153,9 +154,22 @@ async def create_learners(
         action="learner.created",
         subject_type="learner",
         at=now,
-        subjects=[(c.id, {"source": source.value, "licence_status": status[c.licensed]}) for c in created],
+        subjects=[(c.id, _created(source, licence)) for c, licence in zip(created, taken, strict=True)],
     )
     return created
+
+
+def _created(source: LearnerSource, licence: _FreeLicence | None) -> dict[str, object]:
+    """A `learner.created` event's details: the licence it took at once (rule 1), as `licence.allocated` names one
+    allocated by hand, so that the trail tells which licence every learner held from the start."""
+    details: dict[str, object] = {"source": source.value, "licence_status": LearnerStatus.UNLICENSED.value}
+    if licence is not None:
+        details |= {
+            "licence_status": LearnerStatus.ACTIVE.value,
+            "licence_id": str(licence.id),
+            "expires_at": licence.expires_at.isoformat(),
+        }
+    return details
 
 
 async def add_learner(

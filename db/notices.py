@@ -14,6 +14,7 @@ from db import outbox
 from db.models import Customer, LicenceBlock, LicenceOrder, Notification, OutboxEmail, Partner, User
 from mail import templates
 from payloads.blocks import BlockEvent, BlockNotice
+from payloads.common import Role
 from payloads.orders import NoticeResult, OrderEvent, OrderNotice
 from rules.errors import NotFound
 
@@ -107,11 +108,20 @@ async def _still_acting(session: AsyncSession, scope: ColumnElement[bool]) -> li
     return list(found.scalars())
 
 
-async def _recipients(session: AsyncSession, order: LicenceOrder, event: OrderEvent) -> list[User]:
+async def _recipients(session: AsyncSession, order: LicenceOrder, event: OrderEvent, *, both: bool) -> list[User]:
     scope = User.customer_id == order.customer_id if event in _TO_CUSTOMER else User.partner_id == order.partner_id
-    if event is OrderEvent.CANCELLED and order.decided_by_id is None:  # by the service: both sides are told
+    if both:
         scope = (User.customer_id == order.customer_id) | (User.partner_id == order.partner_id)
     return await _still_acting(session, scope)
+
+
+async def _cancelled_by_partner(session: AsyncSession, order: LicenceOrder) -> bool:
+    """Whether a partner's manager cancelled the order (in manage mode, for the customer): its customer's managers
+    did not, and are told."""
+    if order.decided_by_id is None:
+        return False
+    role = await session.scalar(select(User.role).where(User.id == order.decided_by_id))
+    return role == Role.PARTNER_MANAGER.value
 
 
 async def _names(session: AsyncSession, customer_id: uuid.UUID) -> tuple[str, str]:
@@ -142,6 +152,9 @@ async def write_order_notices(
         block = found.scalar_one_or_none()
     suffix = f"{notice.event.value}-{notice.sequence}" if notice.event is OrderEvent.REMINDER else notice.event.value
     render = _TEMPLATES[notice.event]
+    by_partner = notice.event is OrderEvent.CANCELLED and await _cancelled_by_partner(session, order)
+    # Cancelled by the service (no one) or by the partner: both sides are told.
+    both = notice.event is OrderEvent.CANCELLED and (order.decided_by_id is None or by_partner)
     notices = [
         Notice(
             key=f"order-{order.id}:{suffix}:{user.id}",
@@ -157,13 +170,14 @@ async def write_order_notices(
                     expires_at=block.expires_at if block else None,
                     reason=order.reject_reason,
                     reminder_number=notice.sequence,
+                    cancelled_by_partner=by_partner,
                 )
             ),
             kind=f"licence_order.{notice.event.value}",
             subject_type="licence_order",
             subject_id=order.id,
         )
-        for user in await _recipients(session, order, notice.event)
+        for user in await _recipients(session, order, notice.event, both=both)
     ]
     return await write_notices(session, notices, at=notice.at, mail_from=mail_from, fresh=fresh)
 

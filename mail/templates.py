@@ -25,6 +25,7 @@ class OrderFacts:
     expires_at: datetime | None = None
     reason: str | None = None
     reminder_number: int = 0
+    cancelled_by_partner: bool = False  # a partner's manager cancelled it in manage mode
 
 
 def _licences(quantity: int) -> str:
@@ -117,6 +118,18 @@ def order_cancelled(facts: OrderFacts) -> Message:
             ],
             _FOOTER,
         )
+    if facts.cancelled_by_partner:
+        return _render(
+            f"{facts.partner_name} cancelled the request of {facts.customer_name} for {_licences(facts.quantity)}",
+            f"Hello {facts.recipient_name},",
+            [
+                f"The request of {facts.customer_name} for {_licences(facts.quantity)}, made on "
+                f"{_day(facts.requested_at)}, was cancelled by a manager of {facts.partner_name}, acting for "
+                f"{facts.customer_name} in manage mode. No licences were assigned.",
+                "If the licences are still needed, they can be requested again.",
+            ],
+            _FOOTER,
+        )
     return _render(
         f"{facts.customer_name} cancelled a request for {_licences(facts.quantity)}",
         f"Hello {facts.recipient_name},",
@@ -158,6 +171,12 @@ def block_reminder(facts: BlockFacts) -> Message:
     )
 
 
+def _holders(learners: int) -> str:
+    if learners == 0:
+        return "No learner held one."
+    return f"{counted(learners, 'learner')} held one and now {agreeing(learners, 'shows', 'show')} as expired."
+
+
 def block_expired(facts: BlockFacts) -> Message:
     why = f" early: {facts.reason}" if facts.reason else ""
     return _render(
@@ -167,9 +186,8 @@ def block_expired(facts: BlockFacts) -> Message:
         [
             f"The {facts.kind} {agreeing(facts.quantity, 'licence', 'licences')} of {facts.customer_name} "
             f"({_licences(facts.quantity)}, block {facts.block_id}) expired{why} on {_day(facts.expires_at)}.",
-            f"{facts.learners_expired} learner{'' if facts.learners_expired == 1 else 's'} held one and "
-            "now show as expired. Nobody is renewed automatically: review the list under Licence > Expired "
-            "Licences and allocate licences to the learners who should keep access.",
+            f"{_holders(facts.learners_expired)} Nobody is renewed automatically: review the list under Licence > "
+            "Expired Licences and allocate licences to the learners who should keep access.",
         ],
         _FOOTER,
     )

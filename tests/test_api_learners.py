@@ -7,8 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.models import Licence
 from tests import factories
 from tests.factories import Person, Tenant
 from tests.test_api_orders import request_licences
@@ -363,3 +365,23 @@ async def test_a_completion_date_alone_or_without_an_offset_is_taken_as_utc(
     )
     assert recorded.status_code == 201, recorded.text
     assert datetime.fromisoformat(recorded.json()["completed_at"]) == datetime.fromisoformat(kept)
+
+
+async def test_the_licence_a_new_learner_takes_is_named_in_its_creation_event(
+    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    expires_at = await factories.block(sessions, tenant, quantity=1, days=30)
+    licensed, unlicensed = await add(api, tenant), await add(api, tenant)
+    trail = (
+        await api.get(f"/audit-events?customer_id={tenant.customer_id}", headers=tenant.customer_manager.headers)
+    ).json()
+    created = {e["subject_id"]: e["details"] for e in trail["items"] if e["action"] == "learner.created"}
+    async with sessions() as session:
+        held = await session.scalar(select(Licence.id).where(Licence.learner_id == uuid.UUID(licensed["id"])))
+    assert created[licensed["id"]] == {
+        "source": "manual",
+        "licence_status": "active",
+        "licence_id": str(held),
+        "expires_at": expires_at.isoformat(),
+    }
+    assert created[unlicensed["id"]] == {"source": "manual", "licence_status": "unlicensed"}

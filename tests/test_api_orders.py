@@ -183,6 +183,20 @@ async def test_the_requester_cancels_a_waiting_order(api: httpx.AsyncClient, ten
     assert (response.status_code, response.json()["status"]) == (200, "cancelled")
 
 
+async def test_a_partner_manager_cancelling_in_manage_mode_tells_the_customers_managers(
+    api: httpx.AsyncClient, tenant: Tenant, smtp: SmtpServer
+) -> None:
+    order = await request_licences(api, tenant, 4)  # asked by the customer's manager
+    response = await api.post(f"/licence-orders/{order['id']}/cancel", headers=tenant.partner_manager.headers)
+    assert (response.status_code, response.json()["status"]) == (200, "cancelled")
+    await eventually(lambda: smtp.inbox.to(tenant.customer_manager.email, about="cancelled"))
+    await eventually(lambda: smtp.inbox.to(tenant.partner_manager.email, about="cancelled"))
+    [email] = smtp.inbox.to(tenant.customer_manager.email, about="cancelled")
+    subject = str(email["Subject"])
+    assert (" cancelled the request of " in subject, subject.endswith(" for 4 licences")) == (True, True), subject
+    assert "acting for" in str(email.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+
+
 async def test_an_assigned_order_cannot_be_cancelled(api: httpx.AsyncClient, tenant: Tenant) -> None:
     order = await request_licences(api, tenant, 4)
     await assign(api, order, tenant.partner_manager)

@@ -1,13 +1,21 @@
 """Who may do what: tokens, roles, and one tenant never seeing another's objects."""
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
 
+from api.main import create_app
+from db.directory import MAX_STOCK
+from db.models import Partner
+from licensing.config import Settings
 from tests import factories
 from tests.factories import Person, Tenant
 from tests.test_api_learners import add
@@ -172,6 +180,24 @@ async def test_bad_stock_credits_are_422(
     assert response.status_code == 422
 
 
+async def test_a_credit_past_the_most_a_stock_can_hold_is_409_and_records_nothing(
+    api: httpx.AsyncClient, operator: Person, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions.begin() as session:
+        await session.execute(
+            update(Partner).where(Partner.id == tenant.partner_id).values(licence_stock=MAX_STOCK - 5)
+        )
+    url = f"/partners/{tenant.partner_id}/licence-stock"
+    refused = await api.post(url, json={"quantity": 10, "reference": "PO-big"}, headers=operator.headers)
+    assert (refused.status_code, refused.json()["detail"]) == (
+        409,
+        "the stock would be 2,147,483,652 licences, more than the 2,147,483,647 a partner can hold "
+        "(it holds 2,147,483,642); credit at most 5",
+    )
+    fits = await api.post(url, json={"quantity": 5, "reference": "PO-big"}, headers=operator.headers)
+    assert (fits.status_code, fits.json()["licence_stock"]) == (201, MAX_STOCK)  # the reference was not used up
+
+
 async def test_a_partner_manager_cannot_credit_its_own_stock(api: httpx.AsyncClient, tenant: Tenant) -> None:
     response = await api.post(
         f"/partners/{tenant.partner_id}/licence-stock",
@@ -276,3 +302,26 @@ async def test_a_partner_sets_a_customers_trial_term_within_a_licence_term(
         timedelta(days=30),
         ["trial"],
     )
+
+
+async def test_a_default_trial_term_longer_than_a_licence_term_is_cut_to_it(
+    app: FastAPI,
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+) -> None:
+    """A demo's short licence term beside the 14-day default trial: the trial lasts the licence term, not longer."""
+    short = settings.model_copy(update={"licence_term": "PT2M"})
+    assert short.trial_term == "P14D"
+    demo = create_app(short, sessions=sessions, temporal=dev_server.client)
+    pm = tenant.partner_manager.headers
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=demo), base_url="http://demo/api/v1") as api:
+        made = await api.post(
+            f"/partners/{tenant.partner_id}/customers", json={"name": "Demo", "account_type": "trial"}, headers=pm
+        )
+        [block] = (await api.get(f"/customers/{made.json()['id']}/licences", headers=pm)).json()["blocks"]
+    lasts = datetime.fromisoformat(block["expires_at"]) - datetime.fromisoformat(block["starts_at"])
+    assert (made.status_code, lasts) == (201, timedelta(minutes=2))
+    trial_customer = dataclasses.replace(tenant, customer_id=uuid.UUID(made.json()["id"]))
+    await factories.expire_customer_blocks(sessions, trial_customer)  # its term ends now, not in two minutes

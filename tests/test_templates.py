@@ -34,7 +34,19 @@ def test_a_blocks_emails_agree_with_its_quantity(quantity: int, reminder: str, e
     assert block_reminder(_block(quantity)).subject.startswith(reminder)
     assert block_expired(_block(quantity)).subject == expired
     assert body in block_reminder(_block(quantity)).text
-    assert f"{quantity} learner{'' if quantity == 1 else 's'} held one" in block_expired(_block(quantity)).text
+
+
+@pytest.mark.parametrize(
+    ("learners", "told"),
+    [
+        (0, "No learner held one."),
+        (1, "1 learner held one and now shows as expired."),
+        (3, "3 learners held one and now show as expired."),
+    ],
+)
+def test_an_expiry_summary_agrees_with_how_many_learners_held_a_licence(learners: int, told: str) -> None:
+    facts = BlockFacts(**{**_block(3).__dict__, "learners_expired": learners})
+    assert told in block_expired(facts).text
 
 
 def test_an_order_for_one_licence_says_licence() -> None:

@@ -94,10 +94,14 @@ async def create_customer(
         raise InvalidInput(
             f"trial_term: {body.trial_term} is far longer than a licence term; a trial is shorter"
         ) from None
-    if body.trial_term is not None and trial_ends > term_end(started, settings.licence_term):
+    licence_ends = term_end(started, settings.licence_term)
+    if body.trial_term is not None and trial_ends > licence_ends:
         raise InvalidInput(
             f"trial_term: {body.trial_term} is longer than a licence term ({settings.licence_term}); a trial is shorter"
         )
+    # A default trial term longer than the licence term (a demo's short licence term beside the 14-day default) is
+    # cut to the licence term: a trial never outlasts what a licence bought would give.
+    trial_ends = min(trial_ends, licence_ends)
     async with session.begin():
         customer = await directory.create_customer(
             session,
