@@ -1,6 +1,7 @@
 """Seed steps 1-2 through the API, against a real worker, the Temporal dev server, the database and SMTP."""
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -152,6 +153,17 @@ async def test_short_stock_is_a_409_that_names_the_shortfall(api: httpx.AsyncCli
         "requested",
         100,
     )
+
+
+async def test_a_refusal_is_no_warning_in_the_workers_log(
+    api: httpx.AsyncClient, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A short stock is an answer to the partner, not a fault for an operator: no warning, no traceback."""
+    order = await request_licences(api, tenant, 130)
+    with caplog.at_level(logging.DEBUG, logger="temporalio"):
+        refused = await assign(api, order, tenant.partner_manager)
+    failed = [r for r in caplog.records if r.getMessage().startswith("Completing activity as failed")]
+    assert (refused.status_code, [r.levelno for r in failed]) == (409, [logging.DEBUG])
 
 
 async def test_reject_with_a_reason_emails_the_customer(
