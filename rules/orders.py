@@ -59,6 +59,15 @@ def check_waiting(*, waiting: int, limit: int) -> None:
         )
 
 
+def reminder_time(requested_at: datetime, every: Duration, number: int) -> datetime:
+    """When reminder `number` (from 1) of a request made at `requested_at` falls due, one every `every`, added in
+    turn (a month after the 31st is the 30th or 28th, and the next is a month after that)."""
+    due = requested_at
+    for _ in range(number):
+        due = add_duration(due, every)
+    return due
+
+
 def reminders_due(requested_at: datetime, every: Duration, now: datetime) -> int:
     """How many reminders a request made at `requested_at` has come due for by `now`, one every `every` (added
     in turn, as the order's workflow does)."""

@@ -13,7 +13,7 @@ from rules.durations import (
     subtract_duration,
 )
 from rules.errors import InsufficientStock, OrderNotRequested
-from rules.orders import OrderDecision, OrderStatus, check_stock, decide, reminders_due
+from rules.orders import OrderDecision, OrderStatus, check_stock, decide, reminder_time, reminders_due
 
 
 def at(year: int, month: int, day: int, hour: int = 9) -> datetime:
@@ -113,6 +113,18 @@ def test_stock_that_covers_the_order_passes() -> None:
 def test_reminders_due_count_the_intervals_a_request_has_waited(every: str, waited: timedelta, due: int) -> None:
     requested = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
     assert reminders_due(requested, parse_duration(every), requested + waited) == due
+
+
+@pytest.mark.parametrize(
+    ("number", "due"), [(1, datetime(2026, 2, 28, 9, tzinfo=UTC)), (2, datetime(2026, 3, 28, 9, tzinfo=UTC))]
+)
+def test_a_reminder_falls_due_at_its_turn_and_agrees_with_the_count(number: int, due: datetime) -> None:
+    requested, every = datetime(2026, 1, 31, 9, 0, tzinfo=UTC), parse_duration("P1M")
+    assert reminder_time(requested, every, number) == due
+    assert (reminders_due(requested, every, due), reminders_due(requested, every, due - timedelta(seconds=1))) == (
+        number,
+        number - 1,
+    )
 
 
 def test_reminders_need_an_interval() -> None:

@@ -2,6 +2,7 @@
 carries, and how a transaction's business refusal reaches the update's caller."""
 
 import uuid
+from datetime import datetime
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -9,8 +10,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from payloads.common import Actor
+    from payloads.orders import AssignOrder, CloseOrder, LicenceOrderInput, LicenceTerm
+    from rules.durations import add_duration, parse_duration
     from rules.errors import OrderNotRequested
+    from rules.orders import OrderDecision, OrderStatus, decide
     from workflows import options
+    from workflows.order_patches import CANCELLED_BY_OPERATOR
 
 _LONG_UPDATE_IDS = uuid.UUID("8c1f4b7e-2d6a-4e39-9b50-3f7a1c9d2e64")
 
@@ -70,3 +76,54 @@ async def transaction(
         activity, data, result_type=result_type, summary=summary, **options.DATABASE
     )
     return result
+
+
+def refuse_unless_open(
+    decision: OrderDecision,
+    status: OrderStatus,
+    *,
+    refused: ApplicationError | None,
+    deciding: OrderDecision | None,
+    cancelled: bool,
+    checking: bool,
+) -> None:
+    """An update's validator: refuse a decision the order cannot take now (never saved, another decision or a
+    check under way, its workflow cancelled, or already decided)."""
+    if refused is not None:
+        raise never_an_order(refused)
+    if deciding is not None:
+        raise ApplicationError(
+            f"the order is being {deciding.past} right now; try again in a moment", type=OrderNotRequested.type
+        )
+    if cancelled:
+        raise ApplicationError(
+            f"the order is being closed: {CANCELLED_BY_OPERATOR}", type=OrderNotRequested.type, non_retryable=True
+        )
+    if checking:
+        raise ApplicationError(
+            "the order's decision is being checked right now; try again in a moment", type=OrderNotRequested.type
+        )
+    try:
+        decide(status, decision)
+    except OrderNotRequested as refusal:
+        raise ApplicationError(refusal.message, type=refusal.type) from None
+
+
+def assign_order(order: LicenceOrderInput, actor: Actor, now: datetime, *, notify: bool) -> AssignOrder:
+    """The assignment's transaction at `now`: the licence term runs from then. With `notify` (since
+    notices-with-decisions) it also writes the notices and starts the term."""
+    return AssignOrder(
+        order_id=order.order_id,
+        actor=actor,
+        assigned_at=now,
+        expires_at=add_duration(now, parse_duration(order.licence_term)),
+        notify=notify,
+        start_term=LicenceTerm.of_order(order) if notify else None,
+    )
+
+
+def close_order(
+    order: LicenceOrderInput, actor: Actor, status: OrderStatus, now: datetime, *, reason: str | None, notify: bool
+) -> CloseOrder:
+    """A rejection (with its reason) or a cancellation at `now`."""
+    return CloseOrder(order_id=order.order_id, actor=actor, status=status, decided_at=now, reason=reason, notify=notify)

@@ -33,9 +33,9 @@ with workflow.unsafe.imports_passed_through():
         RejectRequest,
         StoredDecision,
     )
-    from rules.durations import Duration, add_duration, parse_duration
+    from rules.durations import Duration, parse_duration
     from rules.errors import Conflict, OrderNotRequested
-    from rules.orders import OrderDecision, OrderStatus, decide, reminders_due
+    from rules.orders import OrderDecision, OrderStatus, reminder_time, reminders_due
     from rules.wording import counted
     from workflows import decisions, options, search
     from workflows.notices import deliver_emails, send_notices
@@ -179,9 +179,7 @@ class LicenceOrderWorkflow:
         reminder_after = parse_duration(self._order.reminder_after)
         assert self._requested_at is not None
         while self._outcome is None:
-            due = self._requested_at
-            for _ in range(self._reminders_sent + 1):
-                due = add_duration(due, reminder_after)
+            due = reminder_time(self._requested_at, reminder_after, self._reminders_sent + 1)
             workflow.set_current_details(
                 f"Waiting for a partner manager to assign or reject {counted(self._order.quantity, 'licence')}; "
                 f"{self._reminders_sent} reminders sent, next at {due.isoformat()}."
@@ -243,25 +241,14 @@ class LicenceOrderWorkflow:
     # -- decisions ---------------------------------------------------------------------------------------
 
     def _refuse_unless_open(self, decision: OrderDecision) -> None:
-        if self._refusal is not None:
-            raise decisions.never_an_order(self._refusal)
-        if self._deciding is not None:
-            raise ApplicationError(
-                f"the order is being {self._deciding.past} right now; try again in a moment",
-                type=OrderNotRequested.type,
-            )
-        if self._cancelled:
-            raise ApplicationError(
-                f"the order is being closed: {CANCELLED_BY_OPERATOR}", type=OrderNotRequested.type, non_retryable=True
-            )
-        if self._checking:
-            raise ApplicationError(
-                "the order's decision is being checked right now; try again in a moment", type=OrderNotRequested.type
-            )
-        try:
-            decide(self._status, decision)
-        except OrderNotRequested as refusal:
-            raise ApplicationError(refusal.message, type=refusal.type) from None
+        decisions.refuse_unless_open(
+            decision,
+            self._status,
+            refused=self._refusal,
+            deciding=self._deciding,
+            cancelled=self._cancelled,
+            checking=self._checking,
+        )
 
     async def _decide(
         self, decision: OrderDecision, activity: str, data_at: Callable[[datetime], AssignOrder | CloseOrder]
@@ -368,14 +355,7 @@ class LicenceOrderWorkflow:
     @workflow.update
     async def assign(self, request: AssignRequest) -> OrderOutcome:
         def data_at(now: datetime) -> AssignOrder:
-            return AssignOrder(
-                order_id=self._order.order_id,
-                actor=request.actor,
-                assigned_at=now,
-                expires_at=add_duration(now, parse_duration(self._order.licence_term)),
-                notify=self._together,
-                start_term=LicenceTerm.of_order(self._order) if self._together else None,
-            )
+            return decisions.assign_order(self._order, request.actor, now, notify=self._together)
 
         return await self._decide(OrderDecision.ASSIGN, "assign_order", data_at)
 
@@ -392,14 +372,7 @@ class LicenceOrderWorkflow:
         self, actor: Actor, status: OrderStatus, reason: str | None = None
     ) -> Callable[[datetime], CloseOrder]:
         def data_at(now: datetime) -> CloseOrder:
-            return CloseOrder(
-                order_id=self._order.order_id,
-                actor=actor,
-                status=status,
-                decided_at=now,
-                reason=reason,
-                notify=self._together,
-            )
+            return decisions.close_order(self._order, actor, status, now, reason=reason, notify=self._together)
 
         return data_at
 
