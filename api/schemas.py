@@ -153,6 +153,7 @@ class BlockRef(BaseModel):
 class OrderOut(BaseModel):
     id: uuid.UUID
     customer_id: uuid.UUID
+    customer_name: str = Field(description="the customer's name, as Requested Orders lists it")
     partner_id: uuid.UUID
     quantity: int
     status: str

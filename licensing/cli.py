@@ -115,9 +115,11 @@ def credit_stock(
 @app.command("requested-orders")
 def requested_orders(partner_id: uuid.UUID) -> None:
     """A partner's Requested Orders: what waits for its managers to assign or reject."""
-    table = Table("order", "customer", "licences", "requested at")
-    for order in _run(operator.requested_orders(get_settings(), partner_id)):
-        table.add_row(str(order.id), str(order.customer_id), str(order.quantity), order.requested_at.isoformat())
+    table = Table("order", "customer", "customer id", "licences", "requested at")
+    for order, customer in _run(operator.requested_orders(get_settings(), partner_id)):
+        table.add_row(
+            str(order.id), customer, str(order.customer_id), str(order.quantity), order.requested_at.isoformat()
+        )
     console.print(table)
 
 

@@ -112,11 +112,17 @@ async def credit_stock(settings: Settings, partner_id: uuid.UUID, quantity: int,
         )
 
 
-async def requested_orders(settings: Settings, partner_id: uuid.UUID) -> list[LicenceOrder]:
+async def requested_orders(settings: Settings, partner_id: uuid.UUID) -> list[tuple[LicenceOrder, str]]:
+    """The partner's requested orders, oldest first, each with its customer's name."""
     async with database(settings) as sessions, sessions() as session:
         await directory.get_partner(session, partner_id)
-        query = select(LicenceOrder).where(LicenceOrder.partner_id == partner_id, LicenceOrder.status == "requested")
-        return list((await session.execute(query.order_by(LicenceOrder.requested_at))).scalars())
+        query = (
+            select(LicenceOrder, Customer.name)
+            .join(Customer, Customer.id == LicenceOrder.customer_id)
+            .where(LicenceOrder.partner_id == partner_id, LicenceOrder.status == "requested")
+        )
+        found = await session.execute(query.order_by(LicenceOrder.requested_at))
+        return [(order, name) for order, name in found]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.paging import MAX_LIMIT, page_request
+from db.models import Customer
 from tests import factories
 from tests.factories import Person, Tenant
 from tests.smtp_server import SmtpServer
@@ -141,6 +142,21 @@ async def test_the_partners_stock_stays_out_of_the_customers_trail(api: httpx.As
         "customer, filtered": {"licence_order.requested", "licence_order.assigned"},
         "partner, filtered": {"licence_order.requested", "licence_order.assigned", "licence_stock.debited"},
     }
+
+
+async def test_every_answer_about_an_order_names_its_customer(
+    api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Requested Orders lists the company that asks, not only its id; so does every other answer about an order."""
+    async with sessions() as session:
+        name = (await session.get_one(Customer, tenant.customer_id)).name
+    pm = tenant.partner_manager.headers
+    requested = await request_licences(api, tenant, 2)
+    listed = (await api.get(f"/partners/{tenant.partner_id}/licence-orders?status=requested", headers=pm)).json()
+    one = (await api.get(f"/licence-orders/{requested['id']}", headers=pm)).json()
+    assigned = (await assign(api, requested, tenant.partner_manager)).json()
+    names = [requested["customer_name"], listed["items"][0]["customer_name"], one["customer_name"]]
+    assert [*names, assigned["customer_name"]] == [name] * 4
 
 
 async def test_short_stock_is_a_409_that_names_the_shortfall(api: httpx.AsyncClient, tenant: Tenant) -> None:

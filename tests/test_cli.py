@@ -73,7 +73,11 @@ async def test_requested_orders_and_a_customers_licences(
     await api.post(f"/licence-orders/{assigned['id']}/assign", headers=tenant.partner_manager.headers)
     _, orders, _ = await licensing(cli_env, "requested-orders", str(tenant.partner_id))
     _, licences, _ = await licensing(cli_env, "licences", str(tenant.customer_id))
-    assert (waiting["id"] in orders, assigned["id"] in orders) == (True, False)
+    assert (waiting["id"] in orders, assigned["id"] in orders, waiting["customer_name"] in orders) == (
+        True,
+        False,
+        True,
+    )
     assert "total 2: available 2, allocated 0, expired 0" in licences
 
 

@@ -14,7 +14,7 @@ from api.auth import Principal
 from api.deps import CurrentUser, ReaderDep, ReadingCaller, SessionDep, SettingsDep, TemporalDep
 from api.schemas import BlockRef, OrderCreate, OrderOut, OrderReject, Page
 from db import directory
-from db.models import LicenceBlock, LicenceOrder
+from db.models import Customer, LicenceBlock, LicenceOrder
 from db.orders import waiting_requests
 from licensing.config import Settings
 from licensing.orders import resuming
@@ -26,10 +26,11 @@ from rules.orders import OrderStatus, check_waiting
 router = APIRouter(tags=["licence orders"])
 
 
-def _as_out(o: LicenceOrder, block: BlockRef | None) -> OrderOut:
+def _as_out(o: LicenceOrder, block: BlockRef | None, customer_name: str) -> OrderOut:
     return OrderOut(
         id=o.id,
         customer_id=o.customer_id,
+        customer_name=customer_name,
         partner_id=o.partner_id,
         quantity=o.quantity,
         status=o.status,
@@ -49,14 +50,25 @@ async def _out(session: AsyncSession, orders: list[LicenceOrder]) -> list[OrderO
             await session.execute(select(LicenceBlock).where(LicenceBlock.order_id.in_([o.id for o in orders])))
         ).scalars()
     }
-    return [_as_out(o, blocks.get(o.id)) for o in orders]
+    customers = {o.customer_id for o in orders}
+    found = await session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(customers)))
+    names = {customer_id: name for customer_id, name in found}
+    return [_as_out(o, blocks.get(o.id), names[o.customer_id]) for o in orders]
 
 
-async def _read_order(session: AsyncSession, order_id: uuid.UUID) -> LicenceOrder:
-    order = await session.get(LicenceOrder, order_id, populate_existing=True)
-    if order is None:
+async def _read_order(session: AsyncSession, order_id: uuid.UUID) -> tuple[LicenceOrder, str]:
+    """The order as the database holds it now, and its customer's name."""
+    found = await session.execute(
+        select(LicenceOrder, Customer.name)
+        .join(Customer, Customer.id == LicenceOrder.customer_id)
+        .where(LicenceOrder.id == order_id)
+        .execution_options(populate_existing=True)
+    )
+    row = found.first()
+    if row is None:
         raise NotFound(f"licence order {order_id} not found")
-    return order
+    order, customer_name = row
+    return order, customer_name
 
 
 async def _page(
@@ -123,7 +135,7 @@ async def request_licences(
         requested_at=registered.requested_at,
         requested_by_id=caller.user_id,
     )
-    return _as_out(saved, None)
+    return _as_out(saved, None, customer.name)
 
 
 async def _made_earlier(session: AsyncSession, order_id: uuid.UUID) -> OrderOut:
@@ -164,7 +176,7 @@ async def partner_orders(
 
 @router.get("/licence-orders/{order_id}", response_model=OrderOut)
 async def get_order(order_id: uuid.UUID, session: SessionDep, caller: CurrentUser) -> OrderOut:
-    order = await _read_order(session, order_id)
+    order, _ = await _read_order(session, order_id)
     auth.see_order(caller, order)
     return (await _out(session, [order]))[0]
 
@@ -173,7 +185,9 @@ Authorize = Callable[[LicenceOrder], Awaitable[Actor]]
 Send = Callable[[LicenceOrder, Actor, order_workflows.Resumed | None], Awaitable[OrderOutcome]]
 
 
-def _decided(order: LicenceOrder, actor: Actor, outcome: OrderOutcome, reason: str | None) -> OrderOut:
+def _decided(
+    order: LicenceOrder, customer_name: str, actor: Actor, outcome: OrderOutcome, reason: str | None
+) -> OrderOut:
     """The order as the decision's transaction left it (the workflow answers once it committed)."""
     block = None
     if outcome.block_id is not None and outcome.expires_at is not None:
@@ -184,7 +198,7 @@ def _decided(order: LicenceOrder, actor: Actor, outcome: OrderOutcome, reason: s
         "decided_by_id": actor.user_id,
         "reject_reason": reason,
     }
-    return _as_out(order, block).model_copy(update=decided)
+    return _as_out(order, block, customer_name).model_copy(update=decided)
 
 
 def _not_requested(order: LicenceOrder) -> OrderNotRequested:
@@ -202,7 +216,7 @@ async def _decide(
     """Check the caller and what the database says, send the decision to the order's workflow, and answer
     with what it did. No transaction is open while the workflow works: on SQLite it would hold the lock the
     activity needs."""
-    order = await _read_order(reader, order_id)
+    order, customer_name = await _read_order(reader, order_id)
     actor = await authorize(order)
     if order.status != OrderStatus.REQUESTED.value:
         raise _not_requested(order)
@@ -214,15 +228,15 @@ async def _decide(
             raise
         # The workflow has ended: it decided the order meanwhile, or it was terminated by hand and left the
         # order waiting; then the decision goes to a run started for it.
-        order = await _read_order(reader, order_id)
+        order, _ = await _read_order(reader, order_id)
         if order.status != OrderStatus.REQUESTED.value:
             raise _not_requested(order) from None
         await reader.close()
         outcome = await send(order, actor, resuming(settings, order, clock.now()))
     if outcome.decided_at is not None:
-        return _decided(order, actor, outcome, reason)
+        return _decided(order, customer_name, actor, outcome, reason)
     # An answer from a worker older than this API, without the decision's time: read the order back.
-    return (await _out(reader, [await _read_order(reader, order_id)]))[0]
+    return (await _out(reader, [(await _read_order(reader, order_id))[0]]))[0]
 
 
 def _partner_decides(caller: Principal) -> Authorize:
