@@ -66,6 +66,11 @@ class Idempotency:
         if key is None or scope.get("method") != "POST" or not scope.get("path", "").startswith(PREFIX):
             await self.app(scope, receive, send)
             return
+        try:  # headers arrive as bytes (read as latin-1 above); a key is text, written in UTF-8
+            key = key.encode("latin-1").decode()
+        except UnicodeDecodeError:
+            await _refuse(send, 400, "Idempotency-Key must be text in UTF-8")
+            return
         if not 1 <= len(key) <= 200:
             await _refuse(send, 400, "Idempotency-Key must be 1 to 200 characters")
             return

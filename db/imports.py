@@ -34,7 +34,8 @@ async def store_upload(
     now: datetime,
     upload_id: uuid.UUID | None = None,
 ) -> LearnerImport:
-    """Save the upload's rows (emails normalised to lower case) and the import, `running`."""
+    """Save the upload's rows (emails in the form learners keep them: rules.emails.canonical) and the import,
+    `running`."""
     assert actor.user_id is not None
     upload = LearnerImport(
         id=upload_id or uuid.uuid4(),

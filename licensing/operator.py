@@ -169,7 +169,9 @@ async def import_csv(
 async def reconcile(settings: Settings, *, everything: bool) -> Reconciled:
     since = None if everything else now() - timedelta(days=7)
     async with database(settings) as sessions:
-        return await repair(await connect(settings), settings, sessions, blocks_since=since)
+        # By hand, often right after a terminate in the Web UI: every workflow is asked about, none taken on the
+        # word of a listing that may trail it.
+        return await repair(await connect(settings), settings, sessions, blocks_since=since, trust_listing=False)
 
 
 async def failed_emails(settings: Settings) -> list[OutboxEmail]:

@@ -135,13 +135,13 @@ async def _ensure_term(
 
 
 async def _resume_waiting_orders(
-    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], at: datetime
+    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], at: datetime, *, listed: bool
 ) -> tuple[int, int]:
     """Every requested order has a running workflow to decide it: one terminated by hand is started again."""
     async with sessions() as session:
         query = select(LicenceOrder.id).where(LicenceOrder.status == OrderStatus.REQUESTED.value)
         waiting = list((await session.execute(query)).scalars())
-    running = await running_ids(client, "LicenceOrderWorkflow") if waiting else frozenset()
+    running = await running_ids(client, "LicenceOrderWorkflow") if waiting and listed else frozenset()
     unlisted = [order_id for order_id in waiting if order_workflow_id(order_id) not in running]
     resumed = await _gated(resume_order(client, settings, sessions, order_id, at) for order_id in unlisted)
     return len(waiting), sum(resumed)
@@ -154,13 +154,19 @@ async def reconcile(
     *,
     blocks_since: datetime | None,
     end_trials: bool = True,
+    trust_listing: bool = True,
 ) -> Reconciled:
     """Make sure every running block (started since `blocks_since`, or all) has its term workflow, every
     running import its import workflow and every waiting order its order workflow; end the trials of customers
     already upgraded (`end_trials`: not while the worker runs, where an upgrade in flight ends them itself, as its
-    partner manager)."""
+    partner manager). With `trust_listing` a workflow the server's visibility lists as running is taken to run
+    without asking about it; visibility trails the server by a moment, so a workflow terminated just before is
+    left to the next round. Without it (`licensing reconcile`, run by hand right after a terminate) every one is
+    asked about."""
     trials_ended = await _end_upgraded_trials(sessions, datetime.now(UTC)) if end_trials else 0
-    orders, orders_resumed = await _resume_waiting_orders(client, settings, sessions, datetime.now(UTC))
+    orders, orders_resumed = await _resume_waiting_orders(
+        client, settings, sessions, datetime.now(UTC), listed=trust_listing
+    )
     async with sessions() as session:
         blocks = select(LicenceBlock, Customer).join(Customer, Customer.id == LicenceBlock.customer_id)
         blocks = blocks.where(LicenceBlock.status == "active")
@@ -170,7 +176,7 @@ async def reconcile(
         imports = select(LearnerImport, Customer, User).join(Customer, Customer.id == LearnerImport.customer_id)
         imports = imports.join(User, User.id == LearnerImport.created_by_id).where(LearnerImport.status == "running")
         running_imports = (await session.execute(imports)).all()
-    running = await running_ids(client, "LicenceBlockWorkflow") if running_blocks else frozenset()
+    running = await running_ids(client, "LicenceBlockWorkflow") if running_blocks and trust_listing else frozenset()
     terms = await _gated(
         _ensure_term(client, settings, sessions, customer, block, running) for block, customer in running_blocks
     )

@@ -61,8 +61,10 @@ def canonical(email: str) -> str:
     """The form in which a learner's address is stored and compared, whichever way it came (the API, SCIM, an
     import): the library's normalised address (the local part in Unicode NFC, the domain in its usual form), lower
     case. So `lée@example.com` typed on one machine and spelt with a combining accent in a file from another are one
-    learner. A plain ASCII address only needs lower case; one the library refuses is left as it is, to be refused."""
-    if _plainly_valid(email):
+    learner; so are `bob@xn--exmple-cua.com` and `bob@exämple.com` (the library gives a domain in Unicode). A plain
+    ASCII address with no IDNA label only needs lower case; one the library refuses is left as it is, to be
+    refused."""
+    if _plainly_valid(email) and "xn--" not in email.lower():
         return email.lower()
     try:
         return validate_email(email, check_deliverability=False).normalized.lower()

@@ -148,13 +148,21 @@ async def test_a_completion_time_that_falls_off_the_calendar_in_utc_is_422(
 async def test_a_header_value_beyond_ascii_is_read_not_a_500(api: httpx.AsyncClient, tenant: Tenant) -> None:
     """HTTP allows bytes 0x80 - 0xFF in a header's value (obs-text); a server passes them on as they came."""
     ours = {name.encode(): value.encode() for name, value in tenant.customer_manager.headers.items()}
-    headers = {**ours, b"X-Client-Note": b"caf\xe9"}
-    assert (await api.get("/users/me", headers=headers)).status_code == 200
-    keyed = {**headers, b"Idempotency-Key": b"k\xe9-" + uuid.uuid4().hex.encode()}
-    body = {"email": f"{uuid.uuid4().hex[:8]}@example.com", "name": "Lee"}
+    assert (await api.get("/users/me", headers={**ours, b"X-Client-Note": b"caf\xe9"})).status_code == 200
+    url = f"/customers/{tenant.customer_id}/learners"
+    not_utf8 = await api.post(
+        url, json={"email": "a@example.com", "name": "A"}, headers={**ours, b"Idempotency-Key": b"k\xe9"}
+    )
+    assert (not_utf8.status_code, not_utf8.json()["detail"]) == (400, "Idempotency-Key must be text in UTF-8")
+
+
+async def test_an_idempotency_key_is_counted_in_characters_not_bytes(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    ours = {name.encode(): value.encode() for name, value in tenant.customer_manager.headers.items()}
+    keyed = {**ours, b"Idempotency-Key": ("é" * 150 + uuid.uuid4().hex[:8]).encode()}  # 158 characters, 308 bytes
+    body = {"email": f"{uuid.uuid4().hex[:8]}@example.com", "name": "Clé"}
     first = await api.post(f"/customers/{tenant.customer_id}/learners", json=body, headers=keyed)
     again = await api.post(f"/customers/{tenant.customer_id}/learners", json=body, headers=keyed)
-    assert (first.status_code, again.json()["id"]) == (201, first.json()["id"])
+    assert (first.status_code, again.status_code, again.json()["id"]) == (201, 201, first.json()["id"])
 
 
 @pytest.mark.parametrize("field", ["startIndex", "count"])

@@ -80,3 +80,6 @@ def test_an_address_is_kept_in_one_form_however_it_was_spelt() -> None:
     assert canonical(composed) == canonical(decomposed) == unicodedata.normalize("NFC", "lée@example.com")
     assert canonical("Ann.Lee@Example.COM") == "ann.lee@example.com"
     assert canonical("not an address") == "not an address"  # left to be refused as it was written
+    assert (
+        canonical("Bob@XN--exmple-cua.com") == canonical("bob@exämple.com") == "bob@exämple.com"
+    )  # as EmailStr keeps it

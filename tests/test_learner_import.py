@@ -198,6 +198,24 @@ async def test_an_address_spelt_another_unicode_way_is_the_learner_already_there
     assert [e["message"] for e in done["errors"]] == [f"{typed} is already a learner of this customer"]
 
 
+async def test_an_address_at_a_domain_spelt_in_punycode_is_the_learner_already_there(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    added = await api.post(
+        f"/customers/{tenant.customer_id}/learners",
+        json={"email": "bob@xn--exmple-cua.com", "name": "Bob"},
+        headers=tenant.customer_manager.headers,
+    )
+    content = csv_of("email,name", "bob@exämple.com,Bob", "Bob@XN--EXMPLE-CUA.COM,Bob")
+    done = await finished(api, tenant, await upload(api, tenant, content))
+    listed = await _learners(api, tenant)
+    assert (added.status_code, done["created"], [item["email"] for item in listed["items"]]) == (
+        201,
+        0,
+        ["bob@exämple.com"],
+    )
+
+
 async def test_an_email_column_is_taken_before_a_username_column(api: httpx.AsyncClient, tenant: Tenant) -> None:
     """A directory export with both: `username` holds `jdoe`, `email` the address."""
     content = csv_of("username,email,name", "jdoe,jane@example.com,Jane", "rroe,rick@example.com,Rick")
@@ -211,3 +229,9 @@ async def test_an_email_column_is_taken_before_a_username_column(api: httpx.Asyn
     )
     only_usernames = csv_of("username,name", "ann@example.com,Ann")  # a column of UPNs, and no other
     assert (await finished(api, tenant, await upload(api, tenant, only_usernames)))["created"] == 1
+
+
+async def _learners(api: httpx.AsyncClient, tenant: Tenant) -> Any:
+    response = await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
+    assert response.status_code == 200, response.text
+    return response.json()

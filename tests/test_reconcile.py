@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import (
@@ -20,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from db import imports
 from db.models import Customer, LearnerImport, LicenceBlock
+from licensing import operator
 from licensing.config import Settings
 from licensing.reconcile import keep_reconciling, reconcile
 from licensing.runs import running_ids
@@ -206,3 +208,37 @@ async def test_a_repair_round_describes_only_the_workflows_the_server_does_not_l
         WorkflowExecutionStatus.RUNNING
     )
     await factories.expire_customer_blocks(sessions, tenant)
+
+
+async def test_a_repair_by_hand_asks_about_every_term_and_does_not_trust_a_listing_that_trails(
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator terminates a term in the Web UI and runs `licensing reconcile --all` at once, while visibility
+    still lists the term as running (it trails the server by a moment): the term is started again all the same.
+    A worker's own rounds take the listing's word; the next round finds what it missed."""
+    tenant = await factories.tenant(sessions)
+    await factories.block(sessions, tenant, quantity=1, days=300)
+    block_id = await factories.block_id(sessions, tenant)
+    async with sessions() as session:
+        customer = await session.get_one(Customer, tenant.customer_id)
+        block = await session.get_one(LicenceBlock, block_id)
+    term = dev_server.client.get_workflow_handle(block_workflow_id(block_id))
+    by_hand = settings.model_copy(update={"temporal_address": dev_server.client.service_client.config.target_host})
+    async with build_worker(dev_server.client, settings, sessions):
+        await start_block_term(dev_server.client, settings, customer, block)
+        await term.terminate("an operator terminated it")
+        stale = frozenset({term.id})  # the listing as it stood a moment before the terminate
+
+        async def trailing(client: Client, workflow_type: str) -> frozenset[str]:
+            return stale if workflow_type == "LicenceBlockWorkflow" else frozenset()
+
+        monkeypatch.setattr("licensing.reconcile.running_ids", trailing)
+        round_of_a_worker = await reconcile(dev_server.client, settings, sessions, blocks_since=None)
+        repaired = await operator.reconcile(by_hand, everything=True)
+        status = (await term.describe()).status
+    await factories.expire_customer_blocks(sessions, tenant)
+    assert (round_of_a_worker.terms_started_again, repaired.terms_started_again >= 1) == (0, True)
+    assert status is WorkflowExecutionStatus.RUNNING

@@ -334,3 +334,13 @@ async def test_a_token_revoked_twice_at_once_is_revoked_once(
             .where(AuditEvent.subject_id == uuid.UUID(tokens[0]["id"]), AuditEvent.action == "scim_token.revoked")
         )
     assert ([a.status_code for a in answers], recorded) == ([204] * 6, 1)
+
+
+async def test_a_filter_finds_an_address_however_its_domain_is_spelt(scim: httpx.AsyncClient) -> None:
+    """Entra ID may send a domain in punycode where the address was stored with it in Unicode, or the other way."""
+    created = await scim.post("/Users", json=entra_user(user_name="bob@exämple.com", email="bob@exämple.com"))
+    by_user_name = await scim.get('/Users?filter=userName eq "Bob@xn--exmple-cua.com"')
+    by_email = await scim.get('/Users?filter=emails.value eq "bob@XN--EXMPLE-CUA.COM"')
+    assert created.status_code == 201
+    assert [r["id"] for r in by_user_name.json()["Resources"]] == [created.json()["id"]]
+    assert [r["id"] for r in by_email.json()["Resources"]] == [created.json()["id"]]

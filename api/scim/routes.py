@@ -22,6 +22,7 @@ from api.scim.users import USER_SCHEMA, apply_patch, from_resource, project, to_
 from db import learners, scim
 from db.models import Customer, Learner
 from payloads.common import Actor, Role
+from rules.emails import canonical
 from rules.errors import Conflict, NotFound
 
 
@@ -135,6 +136,11 @@ async def schema(request: Request, schema_id: str) -> JSONResponse:
     return scim_response(discovery.user_schema(_base(request)))
 
 
+def _as_stored(value: str) -> str:
+    """A filter's value as an address is stored (rules.emails.canonical), in lower case if it is none."""
+    return canonical(value).lower()
+
+
 def _filtered(customer: Customer, clauses: list[filters.Equals]) -> Select[Learner]:
     query = select(Learner).where(Learner.customer_id == customer.id)
     for clause in clauses:
@@ -142,12 +148,12 @@ def _filtered(customer: Customer, clauses: list[filters.Equals]) -> Select[Learn
         if clause.field == "user_name":
             query = query.where(
                 or_(
-                    func.lower(Learner.user_name) == value.lower(),
-                    (Learner.user_name.is_(None)) & (Learner.email == value.lower()),
+                    func.lower(Learner.user_name) == _as_stored(value),
+                    (Learner.user_name.is_(None)) & (Learner.email == _as_stored(value)),
                 )
             )
         elif clause.field == "email":
-            query = query.where(Learner.email == value.lower())
+            query = query.where(Learner.email == _as_stored(value))
         elif clause.field == "external_id":
             query = query.where(Learner.external_id == value)
         else:
