@@ -188,6 +188,11 @@ class NotificationOut(BaseModel):
     subject_type: str
     subject_id: uuid.UUID
     created_at: datetime
+    read_at: datetime | None = Field(description="when the caller marked it read; null while unread")
+
+
+class NotificationsRead(BaseModel):
+    marked: int = Field(description="how many notifications were unread and are now read")
 
 
 class AuditEventOut(BaseModel):

@@ -303,6 +303,7 @@ class Notification(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[uuid.UUID]
     created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None]  # when its user marked it read; None while unread
 
 
 class AuditEvent(Base):

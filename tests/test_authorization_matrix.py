@@ -72,6 +72,8 @@ MATRIX: dict[str, Entry] = {
     "GET /api/v1/customers/{customer_id}/scim-tokens": Entry(),
     "DELETE /api/v1/customers/{customer_id}/scim-tokens/{token_id}": Entry(),
     "GET /api/v1/notifications": Entry(tenant_object=False),
+    "POST /api/v1/notifications/{notification_id}/read": Entry(),
+    "POST /api/v1/notifications/read": Entry(tenant_object=False),
     "GET /api/v1/audit-events": Entry(tenant_object=False),
     "GET /scim/v2/ServiceProviderConfig": Entry(auth=PUBLIC, tenant_object=False),
     "GET /scim/v2/ResourceTypes": Entry(auth=PUBLIC, tenant_object=False),
@@ -117,6 +119,7 @@ async def _world(api: httpx.AsyncClient, tenant: Tenant) -> World:
     )
     token = await scim_token(api, tenant)
     tokens = await api.get(f"/customers/{tenant.customer_id}/scim-tokens", headers=tenant.customer_manager.headers)
+    notices = await api.get("/notifications", headers=tenant.partner_manager.headers)  # of the order requested
     ids = {
         "partner_id": str(tenant.partner_id),
         "customer_id": str(tenant.customer_id),
@@ -126,6 +129,7 @@ async def _world(api: httpx.AsyncClient, tenant: Tenant) -> World:
         "manager_id": str(tenant.customer_manager.id),
         "import_id": started.json()["id"],
         "token_id": tokens.json()["items"][0]["id"],
+        "notification_id": notices.json()["items"][0]["id"],
         "name": "User",
         "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User",
     }
@@ -141,6 +145,7 @@ async def _snapshot(api: httpx.AsyncClient, world: World) -> Any:
         f"/customers/{ids['customer_id']}/learners",
         f"/customers/{ids['customer_id']}/licences",
         f"/customers/{ids['customer_id']}/scim-tokens",
+        "/notifications",
     ]
     return [(await api.get(url, headers=owner)).json() for url in reads]
 

@@ -4,14 +4,17 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
+from sqlalchemy import func, literal, select, update
 
 from api import auth, paging
+from api.clock import now
 from api.deps import CurrentUser, SessionDep
-from api.schemas import AuditEventOut, NotificationOut, Page
+from api.schemas import AuditEventOut, NotificationOut, NotificationsRead, Page
 from db import directory
 from db.models import AuditEvent, Notification
+from db.types import affected
 from payloads.common import Role
+from rules.errors import NotFound
 
 router = APIRouter(tags=["activity"])
 
@@ -20,10 +23,15 @@ PARTNER_SUBJECT = "partner"
 
 @router.get("/notifications", response_model=Page[NotificationOut])
 async def notifications(
-    session: SessionDep, caller: CurrentUser, page: paging.PageRequest = Depends(paging.page_request)
+    session: SessionDep,
+    caller: CurrentUser,
+    unread: Annotated[bool, Query(description="only those not marked read yet")] = False,
+    page: paging.PageRequest = Depends(paging.page_request),
 ) -> Page[NotificationOut]:
     """The caller's in-app notifications, newest first."""
     query = select(Notification).where(Notification.user_id == caller.user_id)
+    if unread:
+        query = query.where(Notification.read_at.is_(None))
     rows = list(
         (await session.execute(paging.newest_first(query, page, Notification.created_at, Notification.id))).scalars()
     )
@@ -31,6 +39,34 @@ async def notifications(
         items=[NotificationOut.model_validate(n, from_attributes=True) for n in rows[: page.limit]],
         next_cursor=paging.next_cursor(rows, page, "created_at", "id"),
     )
+
+
+@router.post("/notifications/{notification_id}/read", response_model=NotificationOut)
+async def read_notification(notification_id: uuid.UUID, session: SessionDep, caller: CurrentUser) -> NotificationOut:
+    """Mark one of the caller's notifications read (again: it keeps the time it was first read)."""
+    async with session.begin():
+        found = await session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id, Notification.user_id == caller.user_id)
+            .values(read_at=func.coalesce(Notification.read_at, literal(now(), Notification.read_at.type)))
+            .returning(Notification)
+        )
+        notification = found.scalar_one_or_none()
+        if notification is None:
+            raise NotFound(f"notification {notification_id} not found")
+        return NotificationOut.model_validate(notification, from_attributes=True)
+
+
+@router.post("/notifications/read", response_model=NotificationsRead)
+async def read_all_notifications(session: SessionDep, caller: CurrentUser) -> NotificationsRead:
+    """Mark every unread notification of the caller read."""
+    async with session.begin():
+        marked = await session.execute(
+            update(Notification)
+            .where(Notification.user_id == caller.user_id, Notification.read_at.is_(None))
+            .values(read_at=now())
+        )
+    return NotificationsRead(marked=affected(marked))
 
 
 @router.get("/audit-events", response_model=Page[AuditEventOut])
