@@ -6,6 +6,7 @@ database refuses a licence handed to another customer's learner."""
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,19 @@ from tests import factories
 from tests.databases import fresh_database
 
 
-@pytest.fixture
-async def at_0009(tmp_path: Path) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
-    with fresh_database(tmp_path, "0009") as url:
+@asynccontextmanager
+async def _database_at(tmp_path: Path, revision: str) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
+    """A fresh database migrated to `revision`, and sessions on it."""
+    with fresh_database(tmp_path, revision) as url:
         engine = create_engine(url)
         yield url, create_session_factory(engine)
         await engine.dispose()
+
+
+@pytest.fixture
+async def at_0009(tmp_path: Path) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
+    async with _database_at(tmp_path, "0009") as database:
+        yield database
 
 
 async def _hand_to_another_customer(
@@ -78,10 +86,8 @@ async def test_0010_names_the_licences_in_its_way_and_runs_once_they_are_correct
 
 @pytest.fixture
 async def at_0010(tmp_path: Path) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
-    with fresh_database(tmp_path, "0010") as url:
-        engine = create_engine(url)
-        yield url, create_session_factory(engine)
-        await engine.dispose()
+    async with _database_at(tmp_path, "0010") as database:
+        yield database
 
 
 async def _spell(sessions: async_sessionmaker[AsyncSession], learner_id: uuid.UUID, email: str) -> None:

@@ -145,6 +145,16 @@ async def test_a_running_worker_repairs_a_term_left_unstarted_without_waiting_fo
     await term.terminate(reason="test over")
 
 
+async def _block_without_a_term(
+    sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant, *, days: int
+) -> tuple[Customer, LicenceBlock]:
+    """The customer's one block of one licence, ending in `days`, saved while no term was started for it."""
+    await factories.block(sessions, tenant, quantity=1, days=days)
+    block_id = await factories.block_id(sessions, tenant)
+    async with sessions() as session:
+        return await session.get_one(Customer, tenant.customer_id), await session.get_one(LicenceBlock, block_id)
+
+
 class _Described(Interceptor):
     """The workflow ids a client asks the server to describe, one request each."""
 
@@ -171,11 +181,7 @@ async def test_a_repair_round_describes_only_the_workflows_the_server_does_not_l
     """One list request covers every running term and order; only a block or order missing from it is asked
     about (and repaired), instead of one request for each of thousands."""
     tenant = await factories.tenant(sessions)
-    await factories.block(sessions, tenant, quantity=1, days=30)
-    block_id = await factories.block_id(sessions, tenant)
-    async with sessions() as session:
-        customer = await session.get_one(Customer, tenant.customer_id)
-        block = await session.get_one(LicenceBlock, block_id)
+    customer, block = await _block_without_a_term(sessions, tenant, days=30)
     described = _Described()
     config = dev_server.client.config()
     config["interceptors"] = [described]
@@ -220,12 +226,8 @@ async def test_a_repair_by_hand_asks_about_every_term_and_does_not_trust_a_listi
     still lists the term as running (it trails the server by a moment): the term is started again all the same.
     A worker's own rounds take the listing's word; the next round finds what it missed."""
     tenant = await factories.tenant(sessions)
-    await factories.block(sessions, tenant, quantity=1, days=300)
-    block_id = await factories.block_id(sessions, tenant)
-    async with sessions() as session:
-        customer = await session.get_one(Customer, tenant.customer_id)
-        block = await session.get_one(LicenceBlock, block_id)
-    term = dev_server.client.get_workflow_handle(block_workflow_id(block_id))
+    customer, block = await _block_without_a_term(sessions, tenant, days=300)
+    term = dev_server.client.get_workflow_handle(block_workflow_id(block.id))
     by_hand = settings.model_copy(update={"temporal_address": dev_server.client.service_client.config.target_host})
     async with build_worker(dev_server.client, settings, sessions):
         await start_block_term(dev_server.client, settings, customer, block)
