@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -89,7 +90,7 @@ def partners() -> None:
     """List the partners and their licence stock."""
     table = Table("id", "name", "licence stock")
     for partner in _run(operator.partners(get_settings())):
-        table.add_row(str(partner.id), partner.name, str(partner.licence_stock))
+        table.add_row(str(partner.id), escape(partner.name), str(partner.licence_stock))
     console.print(table)
 
 
@@ -118,7 +119,7 @@ def requested_orders(partner_id: uuid.UUID) -> None:
     table = Table("order", "customer", "customer id", "licences", "requested at")
     for order, customer in _run(operator.requested_orders(get_settings(), partner_id)):
         table.add_row(
-            str(order.id), customer, str(order.customer_id), str(order.quantity), order.requested_at.isoformat()
+            str(order.id), escape(customer), str(order.customer_id), str(order.quantity), order.requested_at.isoformat()
         )
     console.print(table)
 
@@ -170,7 +171,13 @@ def failed_emails() -> None:
     """Emails the SMTP server refused for good (or after every retry)."""
     table = Table("id", "to", "subject", "attempts", "last error")
     for email in _run(operator.failed_emails(get_settings())):
-        table.add_row(str(email.id), email.recipient, email.subject, str(email.attempts), email.last_error or "")
+        table.add_row(
+            str(email.id),
+            escape(email.recipient),
+            escape(email.subject),
+            str(email.attempts),
+            escape(email.last_error or ""),
+        )
     console.print(table)
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from db.models import Customer
 from licensing import operator
 from licensing.config import Settings
 from rules.errors import NotFound
@@ -199,3 +201,14 @@ async def test_the_cli_refuses_the_names_and_references_the_api_refuses(
     filled = [arg.format(partner=tenant.partner_id) for arg in args]
     code, _, err = await licensing(cli_env, *filled, "--by", operator_email)
     assert (code, err.startswith(f"error: {told}")) == (1, True), err[-400:]
+
+
+async def test_a_name_with_square_brackets_is_shown_as_it_is(
+    cli_env: dict[str, str], api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The API takes `Acme [/EU]` for a name; the CLI's tables print it, not read it as markup."""
+    async with sessions.begin() as session:
+        await session.execute(update(Customer).where(Customer.id == tenant.customer_id).values(name="Acme [/EU]"))
+    order = await request_licences(api, tenant, 1)
+    code, orders, err = await licensing(cli_env, "requested-orders", str(tenant.partner_id))
+    assert (code, order["id"] in orders, "Acme [/EU]" in orders) == (0, True, True), err

@@ -1,6 +1,7 @@
 """AD Sync: the request sequences Microsoft documents for Entra ID provisioning, replayed against /scim/v2."""
 
 import asyncio
+import unicodedata
 import uuid
 from typing import Any
 
@@ -344,3 +345,11 @@ async def test_a_filter_finds_an_address_however_its_domain_is_spelt(scim: httpx
     assert created.status_code == 201
     assert [r["id"] for r in by_user_name.json()["Resources"]] == [created.json()["id"]]
     assert [r["id"] for r in by_email.json()["Resources"]] == [created.json()["id"]]
+
+
+@pytest.mark.parametrize("user_name", ["bob@xn--exmple-cua.com", unicodedata.normalize("NFD", "lée@example.com")])
+async def test_a_filter_finds_a_user_name_as_the_directory_spelt_it(scim: httpx.AsyncClient, user_name: str) -> None:
+    """Entra looks a user up by its userName before creating it; kept as sent, it is found as sent."""
+    created = await scim.post("/Users", json=entra_user(user_name=user_name, email="lee@example.com"))
+    found = await scim.get(f'/Users?filter=userName eq "{user_name}"')
+    assert [r["id"] for r in found.json()["Resources"]] == [created.json()["id"]]

@@ -148,7 +148,8 @@ def _filtered(customer: Customer, clauses: list[filters.Equals]) -> Select[Learn
         if clause.field == "user_name":
             query = query.where(
                 or_(
-                    func.lower(Learner.user_name) == _as_stored(value),
+                    # A userName is kept as the directory sent it; an address, in the form learners keep.
+                    func.lower(Learner.user_name).in_({value.lower(), _as_stored(value)}),
                     (Learner.user_name.is_(None)) & (Learner.email == _as_stored(value)),
                 )
             )
