@@ -19,7 +19,7 @@ from api.schemas import (
     TrainingRecordCreate,
     TrainingRecordOut,
 )
-from db import directory, learners
+from db import directory, learners, training
 from db.models import Learner
 from rules.licences import LearnerSource, LearnerStatus
 
@@ -128,7 +128,7 @@ async def add_training_record(
     async with session.begin():
         actor = auth.act_for_customer(caller, await directory.get_customer(session, customer_id))
         learner = await learners.get_learner(session, customer_id, learner_id)
-        record = await learners.add_training_record(
+        record = await training.add_training_record(
             session,
             learner=learner,
             course=body.course,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from api import auth
 from api.csv_export import to_csv
 from api.deps import CurrentUser, SessionDep
-from db import directory, learners
+from db import directory, learners, training
 from db.models import Learner, TrainingRecord
 
 router = APIRouter(tags=["reports"])
@@ -42,7 +42,7 @@ def _csv(body: str, filename: str) -> Response:
 async def training_report(customer_id: uuid.UUID, session: SessionDep, caller: CurrentUser) -> Response:
     """Every learner's training records as CSV (a learner without records has one row with empty course)."""
     auth.see_customer(caller, await directory.get_customer(session, customer_id))
-    rows = await learners.training_report(session, customer_id)
+    rows = await training.training_report(session, customer_id)
     return _csv(to_csv(HEADER, (_row(learner, record) for learner, record in rows)), "training.csv")
 
 
@@ -53,5 +53,5 @@ async def learner_training_report(
     """One learner's training records as CSV."""
     auth.see_customer(caller, await directory.get_customer(session, customer_id))
     await learners.get_learner(session, customer_id, learner_id)
-    rows = await learners.training_report(session, customer_id, learner_id)
+    rows = await training.training_report(session, customer_id, learner_id)
     return _csv(to_csv(HEADER, (_row(learner, record) for learner, record in rows)), f"training-{learner_id}.csv")
