@@ -135,13 +135,13 @@ async def _ensure_term(
 
 
 async def _resume_waiting_orders(
-    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], at: datetime, *, listed: bool
+    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], at: datetime, *, trust_listing: bool
 ) -> tuple[int, int]:
     """Every requested order has a running workflow to decide it: one terminated by hand is started again."""
     async with sessions() as session:
         query = select(LicenceOrder.id).where(LicenceOrder.status == OrderStatus.REQUESTED.value)
         waiting = list((await session.execute(query)).scalars())
-    running = await running_ids(client, "LicenceOrderWorkflow") if waiting and listed else frozenset()
+    running = await running_ids(client, "LicenceOrderWorkflow") if waiting and trust_listing else frozenset()
     unlisted = [order_id for order_id in waiting if order_workflow_id(order_id) not in running]
     resumed = await _gated(resume_order(client, settings, sessions, order_id, at) for order_id in unlisted)
     return len(waiting), sum(resumed)
@@ -165,7 +165,7 @@ async def reconcile(
     asked about."""
     trials_ended = await _end_upgraded_trials(sessions, datetime.now(UTC)) if end_trials else 0
     orders, orders_resumed = await _resume_waiting_orders(
-        client, settings, sessions, datetime.now(UTC), listed=trust_listing
+        client, settings, sessions, datetime.now(UTC), trust_listing=trust_listing
     )
     async with sessions() as session:
         blocks = select(LicenceBlock, Customer).join(Customer, Customer.id == LicenceBlock.customer_id)
