@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVarTuple
 
 from fastapi import Query
 from sqlalchemy import Select, and_, or_
@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from rules.errors import LicensingError
 
 MAX_LIMIT = 200
+Ts = TypeVarTuple("Ts")
 
 
 class BadCursor(LicensingError):
@@ -47,8 +48,11 @@ def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def newest_first(
-    query: Select[Any], page: PageRequest, at: InstrumentedAttribute[datetime], ident: InstrumentedAttribute[uuid.UUID]
-) -> Select[Any]:
+    query: Select[*Ts],
+    page: PageRequest,
+    at: InstrumentedAttribute[datetime],
+    ident: InstrumentedAttribute[uuid.UUID],
+) -> Select[*Ts]:
     if page.cursor is not None:
         last_at, last_id = _decode(page.cursor)
         query = query.where(or_(at < last_at, and_(at == last_at, ident < last_id)))

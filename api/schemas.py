@@ -133,8 +133,18 @@ class LicenceCounts(BaseModel):
     expired: int
 
 
+class NextExpiry(BaseModel):
+    block_id: uuid.UUID
+    kind: str
+    quantity: int
+    expires_at: datetime
+
+
 class CustomerSummary(CustomerOut):
     licences: LicenceCounts
+    next_expiry: NextExpiry | None = Field(
+        description="the customer's running licence block that ends first: its next renewal; null with none running"
+    )
 
 
 class OrderCreate(Request):
@@ -216,6 +226,26 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+class StockMoveOut(BaseModel):
+    id: uuid.UUID
+    at: datetime
+    kind: Literal["purchase", "assignment"] = Field(
+        description="a purchase credited by an operator, or an order assigned to a customer"
+    )
+    change: int = Field(description="licences added to the stock (a purchase) or taken from it (an assignment)")
+    licence_stock: int | None = Field(description="the stock this move left")
+    reference: str | None = Field(description="a purchase's reference")
+    order_id: uuid.UUID | None = Field(description="the licence order an assignment filled")
+    customer_id: uuid.UUID | None = Field(description="the customer an assignment was for")
+    customer_name: str | None
+    by_id: uuid.UUID | None = Field(description="the user who credited or assigned")
+
+
+class StockStatement(Page[StockMoveOut]):
+    partner_id: uuid.UUID
+    licence_stock: int = Field(description="the stock now")
 
 
 class LearnerCreate(Request):

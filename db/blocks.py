@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Case, case, func, insert, literal, select, update
+from sqlalchemy import Case, ColumnElement, case, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute
 
@@ -145,4 +145,27 @@ async def _what_expired(session: AsyncSession, block: LicenceBlock) -> BlockExpi
         expired_at=block.expired_at,
         licences_expired=block.licences_expired or 0,
         learners_expired=block.learners_expired or 0,
+    )
+
+
+async def next_expiries(session: AsyncSession, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, LicenceBlock]:
+    """Each customer's running block that ends first (its next renewal), for the multi-tenant view, in one query."""
+    found = await session.execute(
+        select(LicenceBlock)
+        .where(LicenceBlock.customer_id.in_(customer_ids), LicenceBlock.status == "active")
+        .order_by(LicenceBlock.customer_id, LicenceBlock.expires_at.desc(), LicenceBlock.id.desc())
+    )
+    return {block.customer_id: block for block in found.scalars()}  # the last, the soonest, wins
+
+
+def running_until(customer: type[Customer], until: datetime) -> ColumnElement[bool]:
+    """The customer has a running block that ends by `until`: a renewal is due."""
+    return (
+        select(LicenceBlock.id)
+        .where(
+            LicenceBlock.customer_id == customer.id,
+            LicenceBlock.status == "active",
+            LicenceBlock.expires_at <= until,
+        )
+        .exists()
     )

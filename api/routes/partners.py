@@ -2,28 +2,36 @@
 
 import logging
 import uuid
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import select
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth, paging
 from api.clock import now
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.errors import Forbidden
 from api.schemas import (
     CustomerCreate,
     CustomerOut,
     CustomerSummary,
     LicenceCounts,
+    NextExpiry,
     Page,
     PartnerCreate,
     PartnerOut,
     StockCredit,
+    StockMoveOut,
     StockOut,
+    StockStatement,
 )
-from db import blocks, directory
-from db.models import Customer
+from db import blocks, directory, stock
+from db.models import AuditEvent, Customer, LicenceBlock, Partner
 from licensing.terms import start_block_term
+from payloads.common import Role
+from rules.durations import InvalidDuration, add_duration, parse_duration
 from rules.errors import InvalidInput
 from rules.licences import term_end
 
@@ -39,6 +47,23 @@ async def create_partner(body: PartnerCreate, session: SessionDep, caller: Curre
     async with session.begin():
         partner = await directory.create_partner(session, name=body.name, actor=caller.actor, at=now())
     return PartnerOut(id=partner.id, name=partner.name, licence_stock=partner.licence_stock)
+
+
+@router.get("/partners", response_model=Page[PartnerOut])
+async def list_partners(
+    session: SessionDep, caller: CurrentUser, page: paging.PageRequest = Depends(paging.page_request)
+) -> Page[PartnerOut]:
+    """Every partner with its licence stock, newest first, for an operator; a partner's manager sees its own."""
+    query = select(Partner)
+    if caller.role is Role.PARTNER_MANAGER:
+        query = query.where(Partner.id == caller.partner_id)
+    elif caller.role is not Role.OPERATOR:
+        raise Forbidden("only an operator or a partner's manager may list partners")
+    rows = list((await session.execute(paging.newest_first(query, page, Partner.created_at, Partner.id))).scalars())
+    return Page(
+        items=[PartnerOut(id=p.id, name=p.name, licence_stock=p.licence_stock) for p in rows[: page.limit]],
+        next_cursor=paging.next_cursor(rows, page, "created_at", "id"),
+    )
 
 
 @router.get("/partners/{partner_id}", response_model=PartnerOut)
@@ -66,6 +91,27 @@ async def credit_licence_stock(
             at=now(),
         )
     return StockOut(partner_id=partner_id, licence_stock=stock)
+
+
+@router.get("/partners/{partner_id}/licence-stock", response_model=StockStatement)
+async def licence_stock_statement(
+    partner_id: uuid.UUID,
+    session: SessionDep,
+    caller: CurrentUser,
+    page: paging.PageRequest = Depends(paging.page_request),
+) -> StockStatement:
+    """The partner's licence stock and its statement, newest first: each purchase credited (with its reference)
+    and each order assigned from it (with its customer), and the stock each move left."""
+    auth.see_partner(caller, partner_id)
+    partner = await directory.get_partner(session, partner_id)
+    query = paging.newest_first(stock.moves_of(partner_id), page, AuditEvent.at, AuditEvent.id)
+    moves = await stock.statement(session, query)
+    return StockStatement(
+        partner_id=partner_id,
+        licence_stock=partner.licence_stock,
+        items=[StockMoveOut.model_validate(move, from_attributes=True) for move in moves[: page.limit]],
+        next_cursor=paging.next_cursor(moves, page, "at", "id"),
+    )
 
 
 def _customer_out(customer: Customer) -> CustomerOut:
@@ -140,19 +186,47 @@ async def list_customers(
     session: SessionDep,
     caller: CurrentUser,
     page: paging.PageRequest = Depends(paging.page_request),
+    expiring_within: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="only customers with licences that run out within this ISO 8601 duration from now (P30D): "
+            "the renewals due",
+            examples=["P30D"],
+        ),
+    ] = None,
 ) -> Page[CustomerSummary]:
-    """The multi-tenant view: every customer of the partner with its licence counts."""
+    """The multi-tenant view: every customer of the partner with its licence counts and its next renewal."""
     auth.see_partner(caller, partner_id)
     await directory.get_partner(session, partner_id)  # an operator asking for a partner that does not exist: 404
     query = select(Customer).where(Customer.partner_id == partner_id)
+    if expiring_within is not None:
+        query = query.where(blocks.running_until(Customer, _renewals_until(expiring_within)))
     rows = list((await session.execute(paging.newest_first(query, page, Customer.created_at, Customer.id))).scalars())
     shown = rows[: page.limit]
     counts = await directory.licence_counts(session, [c.id for c in shown])
+    next_ends = await blocks.next_expiries(session, [c.id for c in shown])
     items = [
         CustomerSummary(
             **_customer_out(c).model_dump(),
             licences=LicenceCounts(total=sum(counts[c.id].values()), **counts[c.id]),
+            next_expiry=_next_expiry(next_ends.get(c.id)),
         )
         for c in shown
     ]
     return Page(items=items, next_cursor=paging.next_cursor(rows, page, "created_at", "id"))
+
+
+def _renewals_until(within: str) -> datetime:
+    try:
+        return add_duration(now(), parse_duration(within))
+    except InvalidDuration as problem:
+        raise InvalidInput(f"expiring_within: {problem}") from None
+    except (ValueError, OverflowError):  # a year past 9999
+        raise InvalidInput(f"expiring_within: {within} reaches past the calendar; ask for a shorter span") from None
+
+
+def _next_expiry(block: LicenceBlock | None) -> NextExpiry | None:
+    if block is None:
+        return None
+    return NextExpiry(block_id=block.id, kind=block.kind, quantity=block.quantity, expires_at=block.expires_at)
