@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,18 +110,16 @@ class Idempotency:
             return
         # The route may name what it makes after this use of the key (see `keyed_use`).
         scope.setdefault("state", {})[_FIRST_USED] = claimed.first_used
-        await self._first(
-            scope, body, send, sessions, caller, key, lambda kept: sealed.seal(credential, bound_to, kept)
-        )
+        assert claimed.claimed_at is not None
+        attempt = _Attempt(sessions, caller, key, claimed.claimed_at)
+        await self._first(scope, body, send, attempt, lambda kept: sealed.seal(credential, bound_to, kept))
 
     async def _first(
         self,
         scope: Scope,
         body: bytes,
         send: Send,
-        sessions: async_sessionmaker[AsyncSession],
-        caller: str,
-        key: str,
+        attempt: "_Attempt",
         seal: Callable[[bytes], bytes],
     ) -> None:
         sent: dict[str, Any] = {"status": 500, "content_type": "application/json", "body": b""}
@@ -141,20 +140,21 @@ class Idempotency:
         try:
             await self.app(scope, replay, keep)
         except BaseException:
-            await _failed(sessions, caller, key)
+            await _failed(attempt)
             raise
         if sent["status"] >= 500:
-            await _failed(sessions, caller, key)
+            await _failed(attempt)
         else:
             await idempotency.remember(
-                sessions,
-                caller=caller,
-                key=key,
+                attempt.sessions,
+                caller=attempt.caller,
+                key=attempt.key,
+                claimed_at=attempt.claimed_at,
                 status=sent["status"],
                 body=seal(sent["body"]),
                 content_type=sent["content_type"],
             )
-            await self._forget_expired(sessions)
+            await self._forget_expired(attempt.sessions)
 
     async def _forget_expired(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         """Delete the keys whose day is over (their answers included), now and then; a failure waits for the next
@@ -172,11 +172,21 @@ class Idempotency:
             log.info("deleted %d Idempotency-Keys older than a day", forgotten)
 
 
-async def _failed(sessions: async_sessionmaker[AsyncSession], caller: str, key: str) -> None:
+@dataclass(frozen=True)
+class _Attempt:
+    """One run of a keyed request: the key it claimed, and when (only that claim may record the outcome)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    caller: str
+    key: str
+    claimed_at: datetime
+
+
+async def _failed(attempt: _Attempt) -> None:
     """Let a retry of the request run again. With the database away (often why it failed) the key stays running
     until a retry takes it over as abandoned; the caller has had its answer already."""
     try:
-        await idempotency.fail(sessions, caller=caller, key=key)
+        await idempotency.fail(attempt.sessions, caller=attempt.caller, key=attempt.key, claimed_at=attempt.claimed_at)
     except OperationalError:
         log.warning("could not record that a keyed request failed; a retry may run after %s", ABANDONED_AFTER)
 

@@ -30,6 +30,7 @@ class Claim:
     new: bool
     earlier: IdempotentRequest | None = None
     first_used: datetime | None = None  # when `new`: the key's first use, the same for every retry within its day
+    claimed_at: datetime | None = None  # when `new`: this attempt's claim, which alone may record its outcome
 
 
 def _retryable(fingerprint: str, now: datetime) -> ColumnElement[bool]:
@@ -61,7 +62,7 @@ async def claim(
             .execution_options(synchronize_session=False)
         )
         if (first_used := taken.scalar_one_or_none()) is not None:
-            return Claim(new=True, first_used=first_used)
+            return Claim(new=True, first_used=first_used, claimed_at=now)
         earlier = (await session.execute(select(IdempotentRequest).where(*mine))).scalar_one_or_none()
         if earlier is not None:
             return Claim(new=False, earlier=earlier)
@@ -70,7 +71,18 @@ async def claim(
                 caller=caller, key=key, fingerprint=fingerprint, status="running", created_at=now, claimed_at=now
             )
         )
-    return Claim(new=True, first_used=now)
+    return Claim(new=True, first_used=now, claimed_at=now)
+
+
+def _held(caller: str, key: str, claimed_at: datetime) -> ColumnElement[bool]:
+    """The key as this attempt claimed it: not taken over since by a retry (after ABANDONED_AFTER), whose own
+    outcome is the one to keep; a stalled attempt that finishes late records nothing."""
+    return and_(
+        IdempotentRequest.caller == caller,
+        IdempotentRequest.key == key,
+        IdempotentRequest.status == "running",
+        IdempotentRequest.claimed_at == claimed_at,
+    )
 
 
 async def claim_or_race(
@@ -84,12 +96,19 @@ async def claim_or_race(
 
 
 async def remember(
-    sessions: async_sessionmaker[AsyncSession], *, caller: str, key: str, status: int, body: bytes, content_type: str
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    caller: str,
+    key: str,
+    claimed_at: datetime,
+    status: int,
+    body: bytes,
+    content_type: str,
 ) -> None:
     async with sessions.begin() as session:
         await session.execute(
             update(IdempotentRequest)
-            .where(IdempotentRequest.caller == caller, IdempotentRequest.key == key)
+            .where(_held(caller, key, claimed_at))
             .values(status="done", response_status=status, response_body=body, content_type=content_type)
         )
 
@@ -103,11 +122,7 @@ async def forget_expired(sessions: async_sessionmaker[AsyncSession], *, now: dat
     return affected(forgotten)
 
 
-async def fail(sessions: async_sessionmaker[AsyncSession], *, caller: str, key: str) -> None:
+async def fail(sessions: async_sessionmaker[AsyncSession], *, caller: str, key: str, claimed_at: datetime) -> None:
     """The request failed on our side: a retry of the same request may run again; another body is still 422."""
     async with sessions.begin() as session:
-        await session.execute(
-            update(IdempotentRequest)
-            .where(IdempotentRequest.caller == caller, IdempotentRequest.key == key)
-            .values(status="failed")
-        )
+        await session.execute(update(IdempotentRequest).where(_held(caller, key, claimed_at)).values(status="failed"))

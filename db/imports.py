@@ -12,7 +12,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import audit
-from db.learners import NewLearner, create_learners
+from db.learners import NewLearner, create_learners, known_as
 from db.models import Learner, LearnerImport, LearnerImportError, LearnerImportRow
 from payloads.common import Actor
 from payloads.imports import ImportBatch, ImportProgress
@@ -101,9 +101,9 @@ async def _first_rows(session: AsyncSession, import_id: uuid.UUID, emails: set[s
 
 async def _existing(session: AsyncSession, customer_id: uuid.UUID, emails: set[str]) -> set[str]:
     found = await session.execute(
-        select(Learner.email).where(Learner.customer_id == customer_id, Learner.email.in_(emails))
+        select(Learner.email, func.lower(Learner.user_name)).where(Learner.customer_id == customer_id, known_as(emails))
     )
-    return {email for email in found.scalars() if email}
+    return {name for names in found for name in names if name in emails}
 
 
 async def process_batch(sessions: async_sessionmaker[AsyncSession], batch: ImportBatch) -> ImportProgress:

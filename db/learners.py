@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -172,6 +172,15 @@ def _created(source: LearnerSource, licence: _FreeLicence | None) -> dict[str, o
     return details
 
 
+def known_as(emails: set[str]) -> ColumnElement[bool]:
+    """A learner who is one of these (canonical) addresses: by its email, or by the userName its directory gave it
+    (Entra's UPN, which SCIM already refuses to give a second learner, whichever way round they come)."""
+    return or_(
+        Learner.email.in_(emails),
+        and_(Learner.user_name.is_not(None), func.lower(Learner.user_name).in_(emails)),
+    )
+
+
 async def add_learner(
     session: AsyncSession,
     *,
@@ -185,7 +194,7 @@ async def add_learner(
 ) -> Learner:
     """Create one learner and, in the same transaction, give it a free licence if there is one."""
     email = canonical(email)
-    taken = await session.execute(select(Learner.id).where(Learner.customer_id == customer_id, Learner.email == email))
+    taken = await session.execute(select(Learner.id).where(Learner.customer_id == customer_id, known_as({email})))
     if taken.first():
         raise Conflict(f"a learner with email {email} already exists for this customer")
     new = [NewLearner(email=email, name=name, external_id=external_id)]

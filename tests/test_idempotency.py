@@ -3,7 +3,7 @@
 import asyncio
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -74,6 +74,7 @@ class _Claims:
     api: httpx.AsyncClient
     sessions: async_sessionmaker[AsyncSession]
     tenant: Tenant
+    claimed_at: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -87,10 +88,11 @@ class _Claims:
         claimed = await idempotency.claim(
             self.sessions, caller=self._caller(), key=key, fingerprint=fingerprint, now=datetime.now(UTC) - ago
         )
-        assert claimed.new
+        assert claimed.new and claimed.claimed_at is not None
+        self.claimed_at[key] = claimed.claimed_at
 
     async def fail(self, key: str) -> None:
-        await idempotency.fail(self.sessions, caller=self._caller(), key=key)
+        await idempotency.fail(self.sessions, caller=self._caller(), key=key, claimed_at=self.claimed_at[key])
 
     async def post(self, key: str, body: bytes) -> httpx.Response:
         headers = {**keyed(self.tenant.customer_manager.headers, key), "Content-Type": "application/json"}
@@ -240,3 +242,26 @@ def test_the_openapi_names_the_header_on_every_post(app: FastAPI) -> None:
         if m == "post"
     ]
     assert all(any(p["name"] == "Idempotency-Key" for p in op.get("parameters", [])) for op in posts) and posts
+
+
+async def test_an_attempt_whose_key_was_taken_over_records_neither_its_failure_nor_its_answer(
+    claims: _Claims,
+) -> None:
+    """A request that stalled past ten minutes lost its key to a retry; when it fails at last, the retry (still
+    running) keeps the key: a third try is told to wait, not run beside it."""
+    await claims.claim("stalled", _learner_body("Stu"), ago=timedelta(minutes=11))
+    stalled = claims.claimed_at["stalled"]
+    await claims.claim("stalled", _learner_body("Stu"))  # the retry takes it over
+    await idempotency.fail(claims.sessions, caller=claims._caller(), key="stalled", claimed_at=stalled)
+    await idempotency.remember(
+        claims.sessions,
+        caller=claims._caller(),
+        key="stalled",
+        claimed_at=stalled,
+        status=201,
+        body=b"stale",
+        content_type="application/json",
+    )
+    third = await claims.post("stalled", _learner_body("Stu"))
+    assert third.status_code == 409, third.text
+    assert await _learners(claims.sessions, claims.tenant) == 0

@@ -16,6 +16,7 @@ from tests import factories
 from tests.conftest import scim_token
 from tests.factories import Tenant
 from tests.test_api_learners import counts, licences_for
+from tests.test_learner_import import csv_of, finished, upload
 
 SCIM_JSON = {"Content-Type": "application/scim+json"}
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -353,3 +354,26 @@ async def test_a_filter_finds_a_user_name_as_the_directory_spelt_it(scim: httpx.
     created = await scim.post("/Users", json=entra_user(user_name=user_name, email="lee@example.com"))
     found = await scim.get(f'/Users?filter=userName eq "{user_name}"')
     assert [r["id"] for r in found.json()["Resources"]] == [created.json()["id"]]
+
+
+async def test_a_directory_users_upn_added_by_hand_or_by_csv_is_the_learner_already_there(
+    scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Entra provisions Jane by her UPN with another work mailbox; a manager then adds her UPN by hand and in a file.
+    SCIM refuses a second user by either address, and so do the other ways in: one learner, one licence."""
+    await licences_for(api, tenant, 3)
+    made = await scim.post("/Users", json=entra_user(user_name="Jane.Doe@Contoso.example", email="jd@contoso.example"))
+    assert made.status_code == 201, made.text
+
+    by_hand = await api.post(
+        f"/customers/{tenant.customer_id}/learners",
+        json={"email": "jane.doe@contoso.example", "name": "Jane"},
+        headers=tenant.customer_manager.headers,
+    )
+    done = await finished(api, tenant, await upload(api, tenant, csv_of("email,name", "JANE.DOE@contoso.example,Jane")))
+
+    assert by_hand.status_code == 409, by_hand.text
+    assert "already exists" in by_hand.json()["detail"]
+    assert done["created"] == 0
+    assert [e["message"] for e in done["errors"]] == ["jane.doe@contoso.example is already a learner of this customer"]
+    assert (await counts(api, tenant))["allocated"] == 1
