@@ -17,6 +17,7 @@ from payloads.blocks import BlockEvent, BlockNotice
 from payloads.common import Role
 from payloads.orders import NoticeResult, OrderEvent, OrderNotice
 from rules.errors import NotFound
+from rules.orders import OrderStatus
 
 
 def message_id_for(key: str, mail_from: str) -> str:
@@ -189,6 +190,8 @@ async def notify_order_event(
         order = await session.get(LicenceOrder, notice.order_id)
         if order is None:
             raise NotFound(f"licence order {notice.order_id} does not exist")
+        if notice.event is OrderEvent.REMINDER and order.status != OrderStatus.REQUESTED.value:
+            return NoticeResult()  # decided while this reminder waited (retried through an outage): nothing to remind
         written = await write_order_notices(session, order, notice, mail_from=mail_from)
     return NoticeResult().wrote(written)
 

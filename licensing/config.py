@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 
-from pydantic import field_validator
+from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rules.durations import parse_duration, parse_duration_list
@@ -56,4 +56,17 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; a bad value stops the program with a message naming its variable (not a traceback)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SystemExit(f"bad settings, nothing started:\n{refusals(error)}") from None
+
+
+def refusals(error: ValidationError) -> str:
+    """One line per refused setting: `LICENSING_LICENCE_TERM: 'P12X' is not an ISO 8601 duration ...`."""
+    lines = []
+    for problem in error.errors():
+        name = "LICENSING_" + "_".join(str(part) for part in problem["loc"]).upper()
+        lines.append(f"  {name}: {problem['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)

@@ -15,6 +15,13 @@ _PATTERN = re.compile(
 )
 
 
+# The longest a duration may be, in months and in exact time: a date of this service's time (years 2000 to 7000)
+# moved by it, forward or back, stays inside the calendar (years 1 to 9999). A longer one (P9999Y as "never") would
+# parse, then fail every term or reminder computed with it, inside the workflows.
+_MAX_MONTHS = 1000 * 12
+_MAX_EXACT = timedelta(days=1000 * 366)
+
+
 class InvalidDuration(ValueError):
     """The text is not an ISO 8601 duration such as P12M, P14D or PT30S."""
 
@@ -46,8 +53,10 @@ def parse_duration(text: str) -> Duration:
                 seconds=float(part["seconds"]),
             ),
         )
-    except OverflowError:
-        raise InvalidDuration(f"{text!r} is longer than any calendar reaches") from None
+    except (OverflowError, ValueError):  # ValueError: more digits than int() converts
+        raise InvalidDuration(f"{text[:40]!r} is longer than any calendar reaches") from None
+    if duration.months > _MAX_MONTHS or duration.exact > _MAX_EXACT:
+        raise InvalidDuration(f"{text!r} is longer than any calendar reaches (at most 1000 years)")
     if duration.is_zero():
         raise InvalidDuration(f"{text!r} is zero; a duration must be longer than that")
     return duration

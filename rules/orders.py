@@ -62,6 +62,8 @@ def check_waiting(*, waiting: int, limit: int) -> None:
 def reminder_time(requested_at: datetime, every: Duration, number: int) -> datetime:
     """When reminder `number` (from 1) of a request made at `requested_at` falls due, one every `every`, added in
     turn (a month after the 31st is the 30th or 28th, and the next is a month after that)."""
+    if every.months == 0:
+        return requested_at + every.exact * number  # the same instant as adding it in turn, without the loop
     due = requested_at
     for _ in range(number):
         due = add_duration(due, every)
