@@ -212,6 +212,9 @@ async def notify_block_event(
         if notice.event is BlockEvent.REMINDER and block.status != "active":
             return NoticeResult()  # ended early (an upgrade seen by reconcile): nothing left to renew
         customer = await session.get_one(Customer, block.customer_id)
+        if notice.event is BlockEvent.REMINDER and block.kind == "trial" and customer.account_type == "premium":
+            # Upgraded while Temporal was away: the trial ends at the worker's next repair, not at its term.
+            return NoticeResult()
         partner = await session.get_one(Partner, customer.partner_id)
         suffix = f"reminder-{notice.offset}" if notice.event is BlockEvent.REMINDER else notice.event.value
         render = templates.block_reminder if notice.event is BlockEvent.REMINDER else templates.block_expired

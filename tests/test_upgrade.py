@@ -82,6 +82,22 @@ async def test_reconcile_ends_the_trial_of_a_customer_upgraded_while_temporal_wa
     assert written.email_ids == []
 
 
+async def test_a_trial_upgraded_while_temporal_was_away_sends_no_renewal_reminder_before_its_repair(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The upgrade committed and the trial block still runs until the worker's next repair: a reminder of the trial
+    falling due in between would ask a premium customer to renew a trial it has left."""
+    tenant = await factories.tenant(sessions)
+    await _account(sessions, tenant, "trial")
+    trial = await _block(sessions, tenant, BlockKind.TRIAL, days=14)
+    reminder = BlockNotice(block_id=trial, event=BlockEvent.REMINDER, at=datetime.now(UTC), offset="P7D")
+    while_trial = await notices.notify_block_event(sessions, reminder, mail_from=settings.mail_from)
+    await _account(sessions, tenant, "premium")
+    other = BlockNotice(block_id=trial, event=BlockEvent.REMINDER, at=datetime.now(UTC), offset="P1D")
+    after_upgrade = await notices.notify_block_event(sessions, other, mail_from=settings.mail_from)
+    assert (len(while_trial.email_ids), after_upgrade.email_ids) == (2, [])
+
+
 async def test_two_upgrades_at_once_upgrade_once(
     api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
