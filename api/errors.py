@@ -78,9 +78,18 @@ def update_refusal(error: WorkflowUpdateFailedError) -> JSONResponse:
     return _detail(503, "the licence workflow could not complete the request; try again shortly")
 
 
+# Pydantic's types of a body that is no object: text sent without Content-Type: application/json, or a JSON list.
+NOT_AN_OBJECT = {"model_attributes_type", "dict_type", "model_type"}
+
+
 def _readable(error: dict[str, object]) -> str:
     if error.get("type") == "json_invalid":
         return f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"  # type: ignore[attr-defined]
+    if tuple(error.get("loc", ())) == ("body",):  # type: ignore[arg-type]  # the body as a whole
+        if error.get("type") == "missing":
+            return "the request has no body: send a JSON object with Content-Type: application/json"
+        if error.get("type") in NOT_AN_OBJECT:
+            return "the body must be a JSON object, sent with Content-Type: application/json"
     location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")  # type: ignore[attr-defined]
     message = str(error.get("msg", "is invalid"))
     # Pydantic's wording made for people: our own checks' messages without its "Value error, " label, and the

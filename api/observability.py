@@ -11,8 +11,10 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
+from temporalio.client import Client
 
 from licensing.logs import request_id
+from licensing.temporal import missing_search_attributes, search_attributes_command
 
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter(
@@ -49,9 +51,25 @@ async def _temporal(request: Request) -> str | None:
     try:
         async with asyncio.timeout(CHECK_SECONDS):
             await client.service_client.check_health()
-        return None
+            return await _search_attributes(request.app, client)
     except Exception as problem:
         return _not_answering("temporal", problem)
+
+
+async def _search_attributes(app: FastAPI, client: Client) -> str | None:
+    """Without our search attributes every workflow start is refused (a trial customer, an order, an import): not
+    ready. Once all are there they stay, so they are asked for only until then."""
+    if getattr(app.state, "search_attributes_found", False):
+        return None
+    namespace = app.state.settings.temporal_namespace
+    missing = await missing_search_attributes(client, namespace)
+    if missing:
+        return (
+            f"temporal: the namespace {namespace} lacks the search attributes {', '.join(missing)}; start the "
+            f"worker, which registers them, or run: {search_attributes_command(namespace)}"
+        )
+    app.state.search_attributes_found = True
+    return None
 
 
 def _not_answering(part: str, problem: Exception) -> str:
@@ -64,7 +82,8 @@ def _not_answering(part: str, problem: Exception) -> str:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database and Temporal both answer; 503 naming what does not."""
+    """Ready when the database and Temporal both answer, and Temporal's namespace has our search attributes; 503
+    naming what is missing."""
     problems = [p for p in await asyncio.gather(_database(request), _temporal(request)) if p]
     if problems:
         return JSONResponse({"status": "unavailable", "detail": "; ".join(problems)}, status_code=503)

@@ -148,23 +148,31 @@ async def _what_expired(session: AsyncSession, block: LicenceBlock) -> BlockExpi
     )
 
 
-async def next_expiries(session: AsyncSession, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, LicenceBlock]:
-    """Each customer's running block that ends first (its next renewal), for the multi-tenant view, in one query."""
+async def next_expiries(
+    session: AsyncSession, customer_ids: list[uuid.UUID], *, now: datetime
+) -> dict[uuid.UUID, LicenceBlock]:
+    """Each customer's running block that ends first (its next renewal), for the multi-tenant view, in one query.
+    A block whose term is over is no renewal to come, though its expiry (the worker's write) may not have run."""
     found = await session.execute(
         select(LicenceBlock)
-        .where(LicenceBlock.customer_id.in_(customer_ids), LicenceBlock.status == "active")
+        .where(
+            LicenceBlock.customer_id.in_(customer_ids),
+            LicenceBlock.status == "active",
+            LicenceBlock.expires_at > now,
+        )
         .order_by(LicenceBlock.customer_id, LicenceBlock.expires_at.desc(), LicenceBlock.id.desc())
     )
     return {block.customer_id: block for block in found.scalars()}  # the last, the soonest, wins
 
 
-def running_until(customer: type[Customer], until: datetime) -> ColumnElement[bool]:
-    """The customer has a running block that ends by `until`: a renewal is due."""
+def running_until(customer: type[Customer], *, now: datetime, until: datetime) -> ColumnElement[bool]:
+    """The customer has a running block that ends after `now` and by `until`: a renewal is due."""
     return (
         select(LicenceBlock.id)
         .where(
             LicenceBlock.customer_id == customer.id,
             LicenceBlock.status == "active",
+            LicenceBlock.expires_at > now,
             LicenceBlock.expires_at <= until,
         )
         .exists()

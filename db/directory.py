@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
@@ -14,6 +14,7 @@ from db.models import Customer, Licence, LicenceBlock, Partner, StockPurchase, U
 from db.types import locks_rows
 from payloads.common import Actor, Role
 from rules.errors import Conflict, NotFound
+from rules.licences import LicenceStatus
 
 TOKEN_PREFIX = "lic_"
 
@@ -254,18 +255,27 @@ async def lock_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
     await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True))
 
 
-async def licence_counts(session: AsyncSession, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
-    """`{customer_id: {available, allocated, expired}}` for the multi-tenant view, in one query."""
+async def licence_counts(
+    session: AsyncSession, customer_ids: list[uuid.UUID], *, now: datetime
+) -> dict[uuid.UUID, dict[str, int]]:
+    """`{customer_id: {available, allocated, expired}}` for the multi-tenant view, in one query. A licence whose
+    term is over counts as expired at once, as allocation already treats it, though its block's expiry (the
+    worker's write) has not run yet: a worker stopped across the moment leaves no licence "available" that no
+    learner can be given."""
     counts: dict[uuid.UUID, dict[str, int]] = {
         cid: {"available": 0, "allocated": 0, "expired": 0} for cid in customer_ids
     }
-    rows = await session.execute(
-        select(Licence.customer_id, Licence.status, func.count())
-        .where(Licence.customer_id.in_(customer_ids))
-        .group_by(Licence.customer_id, Licence.status)
+    status = case(
+        (and_(Licence.status != LicenceStatus.EXPIRED.value, Licence.expires_at <= now), LicenceStatus.EXPIRED.value),
+        else_=Licence.status,
     )
-    for customer_id, status, count in rows:
-        counts[customer_id][status] = count
+    rows = await session.execute(
+        select(Licence.customer_id, status, func.count())
+        .where(Licence.customer_id.in_(customer_ids))
+        .group_by(Licence.customer_id, status)
+    )
+    for customer_id, shown, count in rows:
+        counts[customer_id][shown] += count
     return counts
 
 

@@ -197,6 +197,7 @@ def reconcile(
     done = _run(operator.reconcile(get_settings(), everything=everything))
     typer.echo(
         f"checked {done.terms} licence terms and {done.imports} imports; "
+        f"started {done.terms_started} missing licence terms and {done.imports_started} missing imports; "
         f"ended {done.trials_ended} trial blocks of upgraded customers; "
         f"checked {done.orders} waiting orders, started {done.orders_resumed} again; "
         f"started {done.terms_started_again} ended licence terms of running blocks again"

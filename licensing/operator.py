@@ -134,7 +134,7 @@ class Licences:
 async def customer_licences(settings: Settings, customer_id: uuid.UUID) -> Licences:
     async with database(settings) as sessions, sessions() as session:
         await directory.get_customer(session, customer_id)
-        counts = (await directory.licence_counts(session, [customer_id]))[customer_id]
+        counts = (await directory.licence_counts(session, [customer_id], now=datetime.now(UTC)))[customer_id]
         query = select(LicenceBlock).where(LicenceBlock.customer_id == customer_id).order_by(LicenceBlock.expires_at)
         return Licences(counts=counts, blocks=list((await session.execute(query)).scalars()))
 

@@ -58,6 +58,7 @@ async def test_with_no_licence_free_the_learner_is_added_unlicensed_and_told_so(
     learner = await add(api, tenant)
     assert (learner["licence_status"], learner["licence_expires_at"]) == ("unlicensed", None)
     assert "no licence was free" in learner["note"]
+    assert '{"all": "unlicensed"}' in learner["note"]  # where an unlicensed learner is allocated: not Expired Licences
 
 
 async def test_the_licence_that_expires_first_is_taken_first(

@@ -18,6 +18,7 @@ from api.main import create_app
 from db.models import LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import reconcile
+from licensing.temporal import register_search_attributes
 from tests import factories
 from tests.processes import local_temporal, served_api, until
 from tests.smtp_server import free_port
@@ -63,11 +64,13 @@ async def test_the_api_serves_reads_while_temporal_is_away_and_connects_when_it_
         server = await local_temporal(temporal_port)
         try:
 
-            async def ready() -> bool:
+            async def connected() -> bool:
                 await asyncio.sleep(0.3)
-                return (await http.get("/readyz")).status_code == 200
+                return "lacks the search attributes" in (await http.get("/readyz")).text
 
-            await until(ready, within_seconds=30)
+            await until(connected, within_seconds=30)  # a new server: what the worker registers is still missing
+            await register_search_attributes(server.client, "default")
+            assert (await http.get("/readyz")).status_code == 200
         finally:
             await server.shutdown()
 

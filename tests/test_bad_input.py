@@ -178,3 +178,17 @@ async def test_a_scim_text_with_half_a_utf16_pair_is_400(scim: httpx.AsyncClient
     )
     assert (response.status_code, response.json()["scimType"]) == (400, "invalidValue")
     assert "lone surrogate" in response.json()["detail"]
+
+
+async def test_a_missing_body_or_one_that_is_not_json_says_what_to_send(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    learners = f"/customers/{tenant.customer_id}/learners"
+    headers = tenant.customer_manager.headers
+    none = await api.post(learners, headers=headers)
+    as_text = await api.post(
+        learners,
+        content=b'{"email": "t@example.com", "name": "T"}',
+        headers={**headers, "Content-Type": "text/plain"},
+    )
+    assert (none.status_code, as_text.status_code) == (422, 422)
+    assert none.json()["detail"] == "the request has no body: send a JSON object with Content-Type: application/json"
+    assert as_text.json()["detail"] == "the body must be a JSON object, sent with Content-Type: application/json"

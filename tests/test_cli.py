@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from db.models import Customer
@@ -20,6 +22,7 @@ from tests import factories
 from tests.factories import Tenant
 from tests.smtp_server import SmtpServer
 from tests.test_api_orders import request_licences
+from workflows.block import block_workflow_id
 
 LICENSING = str(Path(sys.executable).parent / "licensing")
 
@@ -212,3 +215,19 @@ async def test_a_name_with_square_brackets_is_shown_as_it_is(
     order = await request_licences(api, tenant, 1)
     code, orders, err = await licensing(cli_env, "requested-orders", str(tenant.partner_id))
     assert (code, order["id"] in orders, "Acme [/EU]" in orders) == (0, True, True), err
+
+
+async def test_reconcile_says_how_many_missing_terms_it_started(
+    cli_env: dict[str, str], dev_server: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A block saved while Temporal was away has no term: `licensing reconcile` starts one and says so."""
+    tenant = await factories.tenant(sessions)
+    await factories.block(sessions, tenant, quantity=1, days=30)
+    block_id = await factories.block_id(sessions, tenant)
+    code, out, err = await licensing(cli_env, "reconcile")
+    started = re.search(r"started (\d+) missing licence terms", out)
+    assert (code, started is not None) == (0, True), (out, err)
+    assert started is not None and int(started.group(1)) >= 1  # the database may hold other tests' blocks
+    term = await dev_server.client.get_workflow_handle(block_workflow_id(block_id)).describe()
+    assert term.status == WorkflowExecutionStatus.RUNNING
+    await dev_server.client.get_workflow_handle(block_workflow_id(block_id)).terminate("test over")

@@ -2,15 +2,17 @@
 in the multi-tenant view."""
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db import blocks
+from rules.licences import BlockKind
 from tests import factories
 from tests.factories import Person, Tenant
-from tests.test_api_learners import licences_for
+from tests.test_api_learners import add, licences_for
 
 
 async def statement(api: httpx.AsyncClient, tenant: Tenant, by: Person, **params: Any) -> httpx.Response:
@@ -154,3 +156,30 @@ async def test_a_bad_expiring_within_is_422_with_what_a_duration_looks_like(
         response = await customers(api, tenant, expiring_within=bad)
         assert response.status_code == 422, (bad, response.text)
         assert says in response.json()["detail"], (bad, response.text)
+
+
+async def test_a_term_over_while_no_worker_ran_reads_as_expired_as_allocation_treats_it(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """The block's end passed while no worker ran, so its expiry is not recorded yet: its licences count as
+    expired, not as available ones a new learner cannot get; the block shows its end; it is no renewal to come."""
+    ended_at = datetime.now(UTC) - timedelta(minutes=1)
+    async with sessions.begin() as session:
+        await blocks.create_block(
+            session,
+            customer_id=tenant.customer_id,
+            kind=BlockKind.PREMIUM,
+            quantity=3,
+            starts_at=ended_at - timedelta(days=365),
+            expires_at=ended_at,
+        )
+    headers = tenant.customer_manager.headers
+    seen = (await api.get(f"/customers/{tenant.customer_id}/licences", headers=headers)).json()
+    learner = await add(api, tenant)
+    [item] = (await customers(api, tenant)).json()["items"]
+
+    assert (seen["total"], seen["available"], seen["expired"], learner["licence_status"]) == (3, 0, 3, "unlicensed")
+    [block] = seen["blocks"]
+    assert (block["status"], datetime.fromisoformat(block["expired_at"])) == ("expired", ended_at)
+    assert (item["licences"]["expired"], item["next_expiry"]) == (3, None)
+    assert (await customers(api, tenant, expiring_within="P30D")).json()["items"] == []

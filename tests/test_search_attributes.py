@@ -45,10 +45,13 @@ async def test_the_api_names_the_missing_setup_and_the_worker_registers_it(
         orders = await api.get(
             f"/customers/{tenant.customer_id}/licence-orders", headers=tenant.customer_manager.headers
         )
+        not_ready = await api.get("http://testserver/readyz")
     assert refused.status_code == 503, refused.text
     assert "namespace lacks a search attribute" in refused.json()["detail"]
     assert "starts the worker, which registers PartnerId, CustomerId and OrderStatus" in refused.json()["detail"]
     assert orders.json()["items"] == []  # nothing half-written
+    assert not_ready.status_code == 503
+    assert "lacks the search attributes PartnerId, CustomerId, OrderStatus; start the worker" in not_ready.text
 
     worker = start_worker(bare_server, settings)
     try:
@@ -61,6 +64,9 @@ async def test_the_api_names_the_missing_setup_and_the_worker_registers_it(
     finally:
         worker.kill()
         worker.wait()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as ops:
+        ready = await ops.get("/readyz")
+    assert (ready.status_code, ready.json()["status"]) == (200, "ready")
 
 
 def test_the_command_to_register_them_by_hand_names_each() -> None:

@@ -6,10 +6,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from api import block_workflows
+from api.main import create_app
 from db import blocks, notices
 from db.models import AuditEvent, Customer, Learner, Licence, LicenceBlock
 from licensing.config import Settings
@@ -18,6 +21,9 @@ from licensing.temporal import build_worker
 from payloads.blocks import BlockEvent, BlockNotice
 from rules.licences import BlockKind
 from tests import factories
+from tests.smtp_server import SmtpServer
+from tests.test_api_orders import eventually
+from workflows.block import block_workflow_id
 
 
 async def _block(
@@ -116,3 +122,40 @@ async def test_two_upgrades_at_once_upgrade_once(
             .where(AuditEvent.subject_id == tenant.customer_id, AuditEvent.action == "customer.upgraded")
         )
     assert ([a.status_code for a in answers], recorded) == ([200] * 6, 1)
+
+
+async def test_an_upgrade_while_no_worker_runs_ends_the_trial_at_once_and_its_summary_follows(
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No worker takes the term's tasks (stopped for a deploy): the upgrade still answers, its trial licences are
+    expired when it does, and the summary goes out once a worker runs again."""
+    monkeypatch.setattr(block_workflows, "WORKFLOW_WITHIN_SECONDS", 1.0)
+    tenant = await factories.tenant(sessions)
+    app = create_app(settings, sessions=sessions, temporal=dev_server.client)  # and no worker
+    pm = tenant.partner_manager.headers
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t/api/v1") as api:
+        made = await api.post(
+            f"/partners/{tenant.partner_id}/customers",
+            json={"name": f"Trial {uuid.uuid4().hex[:6]}", "account_type": "trial", "trial_licences": 2},
+            headers=pm,
+        )
+        trial = made.json()["id"]
+        added = await api.post(
+            f"/customers/{trial}/learners", json={"email": "tia@example.com", "name": "Tia"}, headers=pm
+        )
+        upgraded = await api.post(f"/customers/{trial}/upgrade", headers=pm)
+        licences = (await api.get(f"/customers/{trial}/licences", headers=pm)).json()
+        learner = (await api.get(f"/customers/{trial}/learners/{added.json()['id']}", headers=pm)).json()
+    assert (upgraded.status_code, licences["expired"], licences["available"]) == (200, 2, 0), upgraded.text
+    assert learner["licence_status"] == "expired"
+    [block] = licences["blocks"]
+    async with build_worker(dev_server.client, settings, sessions):
+        term = dev_server.client.get_workflow_handle(block_workflow_id(uuid.UUID(block["id"])))
+        await asyncio.wait_for(term.result(), 60)
+    await eventually(lambda: smtp.inbox.to(tenant.partner_manager.email, about="expired"))
+    [summary] = smtp.inbox.to(tenant.partner_manager.email, about="expired")
+    assert "expired early: the customer was upgraded" in summary.get_body(("plain",)).get_content()  # type: ignore[union-attr]

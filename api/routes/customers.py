@@ -1,6 +1,8 @@
 """A customer and its licences."""
 
+import asyncio
 import uuid
+from datetime import datetime
 
 from fastapi import APIRouter
 from sqlalchemy import select
@@ -28,17 +30,23 @@ async def get_customer(customer_id: uuid.UUID, session: SessionDep, caller: Curr
 async def customer_licences(customer_id: uuid.UUID, session: SessionDep, caller: CurrentUser) -> CustomerLicences:
     """The customer's Licence section: counts (`total` = available + allocated + expired) and its blocks."""
     auth.see_customer(caller, await directory.get_customer(session, customer_id))
-    counts = (await directory.licence_counts(session, [customer_id]))[customer_id]
+    at = now()
+    counts = (await directory.licence_counts(session, [customer_id], now=at))[customer_id]
     blocks = (
         await session.execute(
             select(LicenceBlock).where(LicenceBlock.customer_id == customer_id).order_by(LicenceBlock.expires_at)
         )
     ).scalars()
-    return CustomerLicences(
-        total=sum(counts.values()),
-        **counts,
-        blocks=[BlockOut.model_validate(b, from_attributes=True) for b in blocks],
-    )
+    return CustomerLicences(total=sum(counts.values()), **counts, blocks=[block_out(b, at) for b in blocks])
+
+
+def block_out(block: LicenceBlock, now: datetime) -> BlockOut:
+    """A block as it stands: one whose term is over is shown expired at its end, as its expiry (the worker's
+    write, late while no worker runs) will record it, and as allocation and the counts already treat it."""
+    shown = BlockOut.model_validate(block, from_attributes=True)
+    if block.status == "active" and block.expires_at <= now:
+        return shown.model_copy(update={"status": "expired", "expired_at": block.expires_at})
+    return shown
 
 
 @router.post("/customers/{customer_id}/upgrade", response_model=CustomerOut)
@@ -54,6 +62,6 @@ async def upgrade_customer(
             raise Forbidden("only the customer's partner may upgrade it")
         actor = Actor(user_id=caller.user_id, role=caller.role, manage_mode=True, on_behalf_of_customer_id=customer.id)
         trial_blocks = await directory.upgrade_customer(session, customer=customer, actor=actor, at=now())
-    for block_id in trial_blocks:  # no transaction open: the block workflows write
-        await block_workflows.expire_now(temporal, sessions, block_id, actor)
+    # No transaction open: the block workflows write. Each trial block ends at once, with or without its workflow.
+    await asyncio.gather(*(block_workflows.expire_now(temporal, sessions, b, actor) for b in trial_blocks))
     return CustomerOut.model_validate(customer, from_attributes=True)

@@ -26,8 +26,8 @@ from rules.licences import LearnerSource, LearnerStatus
 router = APIRouter(tags=["learners"])
 
 NO_LICENCE_NOTE = (
-    "no licence was free, so the learner was added unlicensed; request licences, then allocate one under "
-    "Licence > Expired Licences (or POST licence-allocations)"
+    "no licence was free, so the learner was added unlicensed; request licences, then allocate one with "
+    'POST licence-allocations {"learner_ids": [...]} or {"all": "unlicensed"} (listed by ?licence_status=unlicensed)'
 )
 
 

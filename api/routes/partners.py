@@ -200,12 +200,13 @@ async def list_customers(
     auth.see_partner(caller, partner_id)
     await directory.get_partner(session, partner_id)  # an operator asking for a partner that does not exist: 404
     query = select(Customer).where(Customer.partner_id == partner_id)
+    at = now()
     if expiring_within is not None:
-        query = query.where(blocks.running_until(Customer, _renewals_until(expiring_within)))
+        query = query.where(blocks.running_until(Customer, now=at, until=_renewals_until(at, expiring_within)))
     rows = list((await session.execute(paging.newest_first(query, page, Customer.created_at, Customer.id))).scalars())
     shown = rows[: page.limit]
-    counts = await directory.licence_counts(session, [c.id for c in shown])
-    next_ends = await blocks.next_expiries(session, [c.id for c in shown])
+    counts = await directory.licence_counts(session, [c.id for c in shown], now=at)
+    next_ends = await blocks.next_expiries(session, [c.id for c in shown], now=at)
     items = [
         CustomerSummary(
             **_customer_out(c).model_dump(),
@@ -217,9 +218,9 @@ async def list_customers(
     return Page(items=items, next_cursor=paging.next_cursor(rows, page, "created_at", "id"))
 
 
-def _renewals_until(within: str) -> datetime:
+def _renewals_until(at: datetime, within: str) -> datetime:
     try:
-        return add_duration(now(), parse_duration(within))
+        return add_duration(at, parse_duration(within))
     except InvalidDuration as problem:
         raise InvalidInput(f"expiring_within: {problem}") from None
     except (ValueError, OverflowError):  # a year past 9999
