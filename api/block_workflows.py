@@ -33,7 +33,8 @@ async def expire_now(
 ) -> None:
     """End a block's term at once through its workflow (which then sends the summary). The upgrade never leaves
     trial licences running: a block whose workflow is gone, or does not answer (no worker, Temporal away), is
-    expired in the database directly. Its workflow, when it runs again, finds it expired and sends the summary."""
+    expired in the database directly. Its workflow finds it expired and sends the summary: when a worker runs
+    again if the request reached it, else when the trial's term was to end."""
     handle = client.get_workflow_handle_for(LicenceBlockWorkflow.run, block_workflow_id(block_id))
     try:
         async with asyncio.timeout(WORKFLOW_WITHIN_SECONDS):

@@ -152,9 +152,10 @@ def install(app: FastAPI) -> None:
         return _detail(503, "the licence workflow has not answered yet; read the object again in a moment")
 
     @app.exception_handler(RPCError)
-    async def _temporal_down(_: Request, error: RPCError) -> JSONResponse:
+    async def _temporal_down(request: Request, error: RPCError) -> JSONResponse:
         log.error("Temporal call failed", exc_info=error)
         if error.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in error.message:
+            request.app.state.search_attributes_found = False  # gone since /readyz found them: it asks again
             # Not the caller's doing, nor passing: the service is not set up. Say what an operator must do.
             return _detail(
                 503,

@@ -103,20 +103,21 @@ async def expire_block(sessions: async_sessionmaker[AsyncSession], data: ExpireB
         # The learners' licences ended now if the block ends early (a trial's customer upgraded, an operator's early
         # expiry), not when the term was to end; ended late (after an outage), the term's end stands. The block
         # keeps the term's end (`expires_at`) beside its real one (`expired_at`).
+        ended = min(data.at, block.expires_at)  # expired late (no worker, Temporal away): the term's end stands
         holders = select(Licence.learner_id).where(*live, Licence.learner_id.is_not(None))
         learners = await session.execute(
             update(Learner)
             .where(Learner.id.in_(holders))
             .values(
                 licence_status=LearnerStatus.EXPIRED.value,
-                licence_expires_at=_no_later(Learner.licence_expires_at, data.at),
+                licence_expires_at=_no_later(Learner.licence_expires_at, ended),
             )
         )
         licences = await session.execute(
             update(Licence).where(*live).values(status=LicenceStatus.EXPIRED.value, learner_id=None)
         )
         block.status = "expired"
-        block.expired_at = data.at
+        block.expired_at = ended
         block.licences_expired = affected(licences)
         block.learners_expired = affected(learners)
         outcome = await _what_expired(session, block)

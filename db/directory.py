@@ -3,7 +3,7 @@
 import hashlib
 import secrets
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, select, update
@@ -101,7 +101,7 @@ async def credit_stock(
         action="licence_stock.credited",
         subject_type="partner",
         subject_id=partner_id,
-        at=at,
+        at=max(at, datetime.now(UTC)),  # when the stock moved (its row locked): the statement's order
         partner_id=partner_id,
         details={"quantity": quantity, "reference": reference, "licence_stock": stock},
     )

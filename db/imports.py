@@ -12,6 +12,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import audit
+from db.directory import lock_customer
 from db.learners import NewLearner, create_learners, known_as
 from db.models import Learner, LearnerImport, LearnerImportError, LearnerImportRow
 from payloads.common import Actor
@@ -124,6 +125,7 @@ async def process_batch(sessions: async_sessionmaker[AsyncSession], batch: Impor
         ).all()
         emails = {r.email for r in rows}
         first_rows = await _first_rows(session, upload.id, emails)
+        await lock_customer(session, upload.customer_id)  # before the check, as SCIM and a manual add take it
         existing = await _existing(session, upload.customer_id, emails)
         new: list[NewLearner] = []
         errors: list[dict[str, object]] = []

@@ -194,6 +194,8 @@ async def add_learner(
 ) -> Learner:
     """Create one learner and, in the same transaction, give it a free licence if there is one."""
     email = canonical(email)
+    # Under the customer's row lock, as SCIM checks a userName: a directory user provisioned at this moment is seen.
+    await lock_customer(session, customer_id)
     taken = await session.execute(select(Learner.id).where(Learner.customer_id == customer_id, known_as({email})))
     if taken.first():
         raise Conflict(f"a learner with email {email} already exists for this customer")

@@ -5,7 +5,7 @@ own earlier work and changes nothing twice.
 """
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -248,7 +248,9 @@ def _audit_assignment(
         action="licence_stock.debited",
         subject_type="partner",
         subject_id=order.partner_id,
-        at=data.assigned_at,
+        # When the stock moved (its row is locked now), not when the partner decided: the stock statement lists
+        # moves by this time, and a purchase credited while this activity retried came before it.
+        at=max(data.assigned_at, datetime.now(UTC)),
         partner_id=order.partner_id,
         customer_id=order.customer_id,
         details={"quantity": order.quantity, "order_id": str(order.id), "licence_stock": remaining},

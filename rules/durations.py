@@ -37,7 +37,9 @@ class Duration:
         return self.months == 0 and self.exact == timedelta(0)
 
 
-def parse_duration(text: str) -> Duration:
+def parse_duration(text: str, *, bounded: bool = True) -> Duration:
+    """`bounded`: refuse more than 1000 years. A workflow reading a duration its input captured passes False: the
+    value was accepted when captured (by yesterday's rules too), and refusing it now fails every task of it."""
     match = _PATTERN.match(text.strip().upper())
     if match is None:
         raise InvalidDuration(f"{text!r} is not an ISO 8601 duration such as P12M, P14D or PT30S")
@@ -55,7 +57,7 @@ def parse_duration(text: str) -> Duration:
         )
     except (OverflowError, ValueError):  # ValueError: more digits than int() converts
         raise InvalidDuration(f"{text[:40]!r} is longer than any calendar reaches") from None
-    if duration.months > _MAX_MONTHS or duration.exact > _MAX_EXACT:
+    if bounded and (duration.months > _MAX_MONTHS or duration.exact > _MAX_EXACT):
         raise InvalidDuration(f"{text!r} is longer than any calendar reaches (at most 1000 years)")
     if duration.is_zero():
         raise InvalidDuration(f"{text!r} is zero; a duration must be longer than that")

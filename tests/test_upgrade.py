@@ -18,7 +18,8 @@ from db.models import AuditEvent, Customer, Learner, Licence, LicenceBlock
 from licensing.config import Settings
 from licensing.reconcile import reconcile
 from licensing.temporal import build_worker
-from payloads.blocks import BlockEvent, BlockNotice
+from payloads.blocks import BlockEvent, BlockNotice, ExpireBlock
+from payloads.common import SYSTEM
 from rules.licences import BlockKind
 from tests import factories
 from tests.smtp_server import SmtpServer
@@ -159,3 +160,25 @@ async def test_an_upgrade_while_no_worker_runs_ends_the_trial_at_once_and_its_su
     await eventually(lambda: smtp.inbox.to(tenant.partner_manager.email, about="expired"))
     [summary] = smtp.inbox.to(tenant.partner_manager.email, about="expired")
     assert "expired early: the customer was upgraded" in summary.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_a_trial_whose_term_ended_before_a_late_expiry_keeps_its_end(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A trial's term ended while no worker ran; the upgrade (or the repair) expires it in the database later: it
+    expired at its term's end, not at that later moment, and its summary will not call it early."""
+    tenant = await factories.tenant(sessions)
+    ended = datetime.now(UTC) - timedelta(minutes=5)
+    async with sessions.begin() as session:
+        made = await blocks.create_block(
+            session,
+            customer_id=tenant.customer_id,
+            kind=BlockKind.TRIAL,
+            quantity=1,
+            starts_at=ended - timedelta(days=14),
+            expires_at=ended,
+        )
+    expired = await blocks.expire_block(
+        sessions, ExpireBlock(block_id=made.id, at=datetime.now(UTC), actor=SYSTEM, reason="the customer was upgraded")
+    )
+    assert expired.expired_at == ended

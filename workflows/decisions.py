@@ -116,7 +116,7 @@ def assign_order(order: LicenceOrderInput, actor: Actor, now: datetime, *, notif
         order_id=order.order_id,
         actor=actor,
         assigned_at=now,
-        expires_at=add_duration(now, parse_duration(order.licence_term)),
+        expires_at=add_duration(now, parse_duration(order.licence_term, bounded=False)),  # captured at request
         notify=notify,
         start_term=LicenceTerm.of_order(order) if notify else None,
     )

@@ -176,7 +176,7 @@ class LicenceOrderWorkflow:
 
     async def _wait_for_decision(self) -> None:
         """Remind the partner's managers every `reminder_after` until someone decides."""
-        reminder_after = parse_duration(self._order.reminder_after)
+        reminder_after = parse_duration(self._order.reminder_after, bounded=False)  # captured at request
         assert self._requested_at is not None
         while self._outcome is None:
             due = reminder_time(self._requested_at, reminder_after, self._reminders_sent + 1)
