@@ -266,7 +266,9 @@ async def licence_counts(
         cid: {"available": 0, "allocated": 0, "expired": 0} for cid in customer_ids
     }
     status = case(
-        (and_(Licence.status != LicenceStatus.EXPIRED.value, Licence.expires_at <= now), LicenceStatus.EXPIRED.value),
+        # Only a free one: a held licence stays allocated until its block's expiry frees it and makes its learner
+        # `expired`, as the learner's own status, the Expired Licences tab and allocation still read it.
+        (and_(Licence.status == LicenceStatus.AVAILABLE.value, Licence.expires_at <= now), LicenceStatus.EXPIRED.value),
         else_=Licence.status,
     )
     rows = await session.execute(

@@ -141,7 +141,7 @@ def licences(customer_id: uuid.UUID) -> None:
             str(block.quantity),
             block.starts_at.isoformat(),
             block.expires_at.isoformat(),
-            block.status,
+            found.status_of(block),
         )
     console.print(table)
 

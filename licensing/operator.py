@@ -129,14 +129,19 @@ async def requested_orders(settings: Settings, partner_id: uuid.UUID) -> list[tu
 class Licences:
     counts: dict[str, int]
     blocks: list[LicenceBlock]
+    at: datetime  # when they were read: a block whose term ended by then is shown expired, as the API shows it
+
+    def status_of(self, block: LicenceBlock) -> str:
+        return "expired" if block.status == "active" and block.expires_at <= self.at else block.status
 
 
 async def customer_licences(settings: Settings, customer_id: uuid.UUID) -> Licences:
     async with database(settings) as sessions, sessions() as session:
         await directory.get_customer(session, customer_id)
-        counts = (await directory.licence_counts(session, [customer_id], now=datetime.now(UTC)))[customer_id]
+        at = datetime.now(UTC)
+        counts = (await directory.licence_counts(session, [customer_id], now=at))[customer_id]
         query = select(LicenceBlock).where(LicenceBlock.customer_id == customer_id).order_by(LicenceBlock.expires_at)
-        return Licences(counts=counts, blocks=list((await session.execute(query)).scalars()))
+        return Licences(counts=counts, blocks=list((await session.execute(query)).scalars()), at=at)
 
 
 async def import_csv(

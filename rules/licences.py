@@ -60,5 +60,8 @@ class Reminder:
 def renewal_reminders(expires_at: datetime, offsets: list[str], *, starts_at: datetime) -> list[Reminder]:
     """The reminders that fall inside the term, earliest first. A reminder before the term began (a 14-day
     trial has no 30-day reminder) is not sent."""
-    reminders = [Reminder(offset=o, at=subtract_duration(expires_at, parse_duration(o))) for o in offsets]
+    # The offsets a term's workflow captured in its input: accepted when captured, so not refused by a later limit.
+    reminders = [
+        Reminder(offset=o, at=subtract_duration(expires_at, parse_duration(o, bounded=False))) for o in offsets
+    ]
     return sorted((r for r in reminders if r.at > starts_at), key=lambda r: r.at)
