@@ -61,7 +61,11 @@ def renewal_reminders(expires_at: datetime, offsets: list[str], *, starts_at: da
     """The reminders that fall inside the term, earliest first. A reminder before the term began (a 14-day
     trial has no 30-day reminder) is not sent."""
     # The offsets a term's workflow captured in its input: accepted when captured, so not refused by a later limit.
-    reminders = [
-        Reminder(offset=o, at=subtract_duration(expires_at, parse_duration(o, bounded=False))) for o in offsets
-    ]
+    reminders = []
+    for offset in offsets:
+        try:
+            at = subtract_duration(expires_at, parse_duration(offset, bounded=False))
+        except (OverflowError, ValueError):  # before year 1: before any term began, so never sent
+            continue
+        reminders.append(Reminder(offset=offset, at=at))
     return sorted((r for r in reminders if r.at > starts_at), key=lambda r: r.at)
