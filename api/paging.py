@@ -39,6 +39,8 @@ def page_request(
 def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         at, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(at, str) or not isinstance(ident, str):  # uuid.UUID(5) is an AttributeError
+            raise TypeError("the cursor holds no time and id")
         moment = datetime.fromisoformat(at)
         if moment.tzinfo is None:
             raise ValueError("the cursor's time has no zone")

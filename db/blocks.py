@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Case, ColumnElement, case, func, insert, literal, select, update
+from sqlalchemy import Case, ColumnElement, and_, case, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute
 
@@ -149,6 +149,11 @@ async def _what_expired(session: AsyncSession, block: LicenceBlock) -> BlockExpi
     )
 
 
+def upgraded_trial(block: type[LicenceBlock], customer: type[Customer]) -> ColumnElement[bool]:
+    """A trial block of a customer already premium: the upgrade ends it (its expiry may not be written yet)."""
+    return and_(block.kind == BlockKind.TRIAL.value, customer.account_type == "premium")
+
+
 async def next_expiries(
     session: AsyncSession, customer_ids: list[uuid.UUID], *, now: datetime
 ) -> dict[uuid.UUID, LicenceBlock]:
@@ -156,10 +161,12 @@ async def next_expiries(
     A block whose term is over is no renewal to come, though its expiry (the worker's write) may not have run."""
     found = await session.execute(
         select(LicenceBlock)
+        .join(Customer, Customer.id == LicenceBlock.customer_id)
         .where(
             LicenceBlock.customer_id.in_(customer_ids),
             LicenceBlock.status == "active",
             LicenceBlock.expires_at > now,
+            ~upgraded_trial(LicenceBlock, Customer),  # ended by its upgrade, its expiry not written yet
         )
         .order_by(LicenceBlock.customer_id, LicenceBlock.expires_at.desc(), LicenceBlock.id.desc())
     )
@@ -175,6 +182,7 @@ def running_until(customer: type[Customer], *, now: datetime, until: datetime) -
             LicenceBlock.status == "active",
             LicenceBlock.expires_at > now,
             LicenceBlock.expires_at <= until,
+            ~upgraded_trial(LicenceBlock, customer),
         )
         .exists()
     )

@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
+from db.blocks import upgraded_trial
 from db.models import Customer, Licence, LicenceBlock, Partner, StockPurchase, User
 from db.types import locks_rows
 from payloads.common import Actor, Role
@@ -267,12 +268,22 @@ async def licence_counts(
     }
     status = case(
         # Only a free one: a held licence stays allocated until its block's expiry frees it and makes its learner
-        # `expired`, as the learner's own status, the Expired Licences tab and allocation still read it.
-        (and_(Licence.status == LicenceStatus.AVAILABLE.value, Licence.expires_at <= now), LicenceStatus.EXPIRED.value),
+        # `expired`, as the learner's own status, the Expired Licences tab and allocation still read it. A free
+        # trial licence of a customer upgraded already is over too (allocation refuses it): the upgrade's expiry of
+        # the block may not have landed yet.
+        (
+            and_(
+                Licence.status == LicenceStatus.AVAILABLE.value,
+                or_(Licence.expires_at <= now, upgraded_trial(LicenceBlock, Customer)),
+            ),
+            LicenceStatus.EXPIRED.value,
+        ),
         else_=Licence.status,
     )
     rows = await session.execute(
         select(Licence.customer_id, status, func.count())
+        .join(LicenceBlock, LicenceBlock.id == Licence.block_id)
+        .join(Customer, Customer.id == Licence.customer_id)
         .where(Licence.customer_id.in_(customer_ids))
         .group_by(Licence.customer_id, status)
     )
