@@ -41,7 +41,9 @@ async def expire_now(
             await handle.execute_update(LicenceBlockWorkflow.expire_now, ExpireNow(actor=actor))
         return
     except WorkflowUpdateFailedError:
-        return  # already expired
+        # Expired, or expiring: another upgrade at once (or the term's own end) is expiring it this moment. Its
+        # write is awaited (the block's row lock; a no-op once it has landed), so this one answers after it too.
+        pass
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         log.warning("the term of trial block %s did not answer; expiring the block directly", block_id)
     except RPCError as error:
