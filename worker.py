@@ -19,6 +19,8 @@ from licensing.temporal import (
     connect,
     metrics_runtime,
     missing_search_attributes,
+    namespace_command,
+    namespace_missing,
     register_search_attributes,
     search_attributes_command,
 )
@@ -93,6 +95,12 @@ async def _search_attributes(client: Client, namespace: str) -> None:
     try:
         missing = await missing_search_attributes(client, namespace)
     except RPCError as error:
+        if namespace_missing(error):
+            raise SystemExit(
+                f"the Temporal namespace {namespace} does not exist on {client.service_client.config.target_host}: "
+                f"create it with: {namespace_command(namespace)} (or set LICENSING_TEMPORAL_NAMESPACE to one that "
+                "exists)"
+            ) from None
         log.warning("could not check the search attributes of namespace %s (%s); assuming they exist", namespace, error)
         return
     if not missing:

@@ -11,6 +11,7 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeou
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from licensing.temporal import namespace_command, namespace_missing
 from rules.errors import (
     Conflict,
     InsufficientLicences,
@@ -162,5 +163,14 @@ def install(app: FastAPI) -> None:
                 "the workflow service is not set up for this service: its namespace lacks a search attribute "
                 f"({error.message}); an operator starts the worker, which registers PartnerId, CustomerId and "
                 "OrderStatus, or registers them by hand",
+            )
+        if namespace_missing(error):
+            # A misspelt LICENSING_TEMPORAL_NAMESPACE, or one not created yet: no retry helps; an operator must act.
+            return _detail(
+                503,
+                "the workflow service is not set up for this service: its namespace "
+                f"{request.app.state.settings.temporal_namespace} does not exist; an operator creates it "
+                f"({namespace_command(request.app.state.settings.temporal_namespace)}) or sets "
+                "LICENSING_TEMPORAL_NAMESPACE to one that exists",
             )
         return _detail(503, "the workflow service is unavailable right now; try again shortly")

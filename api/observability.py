@@ -12,9 +12,15 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from licensing.logs import request_id
-from licensing.temporal import missing_search_attributes, search_attributes_command
+from licensing.temporal import (
+    missing_search_attributes,
+    namespace_command,
+    namespace_missing,
+    search_attributes_command,
+)
 
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter(
@@ -62,7 +68,12 @@ async def _search_attributes(app: FastAPI, client: Client) -> str | None:
     if getattr(app.state, "search_attributes_found", False):
         return None
     namespace = app.state.settings.temporal_namespace
-    missing = await missing_search_attributes(client, namespace)
+    try:
+        missing = await missing_search_attributes(client, namespace)
+    except RPCError as error:
+        if namespace_missing(error):
+            return f"temporal: the namespace {namespace} does not exist; create it with: {namespace_command(namespace)}"
+        raise
     if missing:
         return (
             f"temporal: the namespace {namespace} lacks the search attributes {', '.join(missing)}; start the "

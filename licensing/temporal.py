@@ -10,6 +10,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.blocks import BlockActivities
@@ -77,6 +78,17 @@ def search_attributes_command(namespace: str) -> str:
         f"temporal operator search-attribute create --namespace {namespace} --name {key.name} --type Keyword"
         for key in search.ALL_KEYS
     )
+
+
+def namespace_command(namespace: str) -> str:
+    """What an operator runs to create a namespace that does not exist."""
+    return f"temporal operator namespace create --namespace {namespace}"
+
+
+def namespace_missing(error: RPCError) -> bool:
+    """The server's answer to a call on a namespace it does not have (LICENSING_TEMPORAL_NAMESPACE misspelt, or
+    not created yet on a new cluster)."""
+    return error.status is RPCStatusCode.NOT_FOUND and "namespace" in error.message.lower()
 
 
 def postman(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> Postman:
