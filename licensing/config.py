@@ -4,7 +4,10 @@ from functools import lru_cache
 
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from db.session import async_url
 from rules.durations import parse_duration, parse_duration_list
 
 
@@ -35,6 +38,18 @@ class Settings(BaseSettings):
     max_open_orders_per_customer: int = 20  # requested orders waiting at once, so nobody floods a partner's inbox
     # The worker's Prometheus endpoint (the Temporal SDK's worker metrics); empty turns it off.
     worker_metrics_address: str = "127.0.0.1:9464"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """`sqlite:///PATH` or `postgresql://...`; anything else stops every program at start, naming the setting
+        (the value itself is not repeated: it may hold a password)."""
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL: use sqlite:///PATH or postgresql://...") from None
+        async_url(value)  # a ValueError naming the database it does not support
+        return value
 
     @field_validator("licence_term", "trial_term", "order_reminder_after", "reconcile_every")
     @classmethod
