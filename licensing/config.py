@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 
+from aiosmtplib.email import parse_address
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -49,6 +50,22 @@ class Settings(BaseSettings):
         except (ArgumentError, ValueError):
             raise ValueError("not a database URL: use sqlite:///PATH or postgresql://...") from None
         async_url(value)  # a ValueError naming the database it does not support
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        """The sender every email goes out from, checked as the SMTP client checks it before each message (else
+        each email's activity would fail on it, again and again, and no email would go out)."""
+        try:
+            address = parse_address(value)
+        except ValueError:
+            address = ""
+        if "@" not in address:
+            raise ValueError(
+                f"{value!r} is not a sender address: write it as Name <address@example.com> (a name with a comma "
+                'in double quotes: "Acme, Inc" <address@example.com>) or as address@example.com'
+            )
         return value
 
     @field_validator("licence_term", "trial_term", "order_reminder_after", "reconcile_every")
