@@ -6,11 +6,12 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from db.migrate import NOT_MIGRATED, schema_missing
 from licensing.temporal import namespace_command, namespace_missing
 from rules.errors import (
     Conflict,
@@ -137,8 +138,18 @@ def install(app: FastAPI) -> None:
         log.info("refused a value the database cannot store: %s", error.orig)
         return _detail(422, "a value is too long or holds characters that cannot be stored")
 
+    @app.exception_handler(ProgrammingError)
+    async def _not_migrated(_: Request, error: ProgrammingError) -> JSONResponse:
+        if not schema_missing(error):
+            raise error  # a fault of this code: the server's 500, with its traceback in the log
+        log.error("the database is not migrated to this version: %s", error.orig)
+        return _detail(503, NOT_MIGRATED)
+
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
+        if schema_missing(error):  # SQLite's word for a missing table: no retry helps, the migrations do
+            log.error("the database is not migrated to this version: %s", error.orig)
+            return _detail(503, NOT_MIGRATED)
         if getattr(error.orig, "sqlstate", None) in UNDONE_FOR_ANOTHER:
             log.warning("PostgreSQL undid a transaction to let another go on: %s", error.orig)
             answer = _detail(503, UNDONE)

@@ -11,9 +11,12 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from db.migrate import head_revision, known_revisions
 from licensing.logs import request_id
 from licensing.temporal import (
     missing_search_attributes,
@@ -45,9 +48,27 @@ async def _database(request: Request) -> str | None:
     try:
         async with asyncio.timeout(CHECK_SECONDS), request.app.state.read_sessions() as session:
             await session.execute(text("SELECT 1"))
-        return None
+        if getattr(request.app.state, "schema_at_head", False):
+            return None
+        async with asyncio.timeout(CHECK_SECONDS), request.app.state.read_sessions() as session:
+            return await _schema(request.app, session)
     except Exception as problem:
         return _not_answering("database", problem)
+
+
+async def _schema(app: FastAPI, session: AsyncSession) -> str | None:
+    """Not ready on a database that was never migrated, or only to an older version: every request would fail.
+    A revision this code does not know is a newer one (migrated ahead of a rolling upgrade): that stays ready."""
+    try:
+        found = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    except DBAPIError:
+        found = []
+    head = head_revision()
+    if head in found or (found and not set(found) <= known_revisions()):
+        app.state.schema_at_head = True
+        return None
+    at = f"at revision {', '.join(found)}" if found else "not migrated"
+    return f"database: {at}, this version needs {head}; run: alembic upgrade head"
 
 
 async def _temporal(request: Request) -> str | None:
