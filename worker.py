@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 
 from db.session import create_engine, create_session_factory
 from licensing.config import Settings, get_settings
+from licensing.leaving import run_then_leave
 from licensing.logs import configure as configure_logs
 from licensing.reconcile import Reconciled, keep_reconciling, reconcile
 from licensing.temporal import (
@@ -115,7 +116,11 @@ async def _search_attributes(client: Client, namespace: str) -> None:
     log.info("registered the search attributes %s on namespace %s", ", ".join(missing), namespace)
 
 
-if __name__ == "__main__":
+def run() -> None:
     configure_logs()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+if __name__ == "__main__":
+    run_then_leave(run)

@@ -17,6 +17,7 @@ from db import directory
 from db.migrate import upgrade_to_head
 from licensing import operator
 from licensing.config import get_settings
+from licensing.leaving import run_then_leave
 from mail.smtp import PermanentFailure, TemporaryFailure
 from payloads.common import SYSTEM, Role
 from rules.emails import EmailNotValidError, validate_email
@@ -212,5 +213,10 @@ def dev() -> None:
     stack.run(get_settings())
 
 
+def main() -> None:
+    """The `licensing` command: the commands above, then out without the interpreter's finalisation."""
+    run_then_leave(app)
+
+
 if __name__ == "__main__":
-    app()
+    main()
