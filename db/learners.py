@@ -20,13 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
+from db.blocks import upgraded_trial
 from db.directory import lock_customer
 from db.models import Customer, Learner, Licence, LicenceBlock, TrainingRecord
 from db.types import affected, locks_rows
 from payloads.common import Actor
 from rules.emails import canonical
 from rules.errors import Conflict, NotFound
-from rules.licences import ALLOCATABLE, BlockKind, LearnerSource, LearnerStatus, LicenceStatus, check_allocation
+from rules.licences import ALLOCATABLE, LearnerSource, LearnerStatus, LicenceStatus, check_allocation
 
 
 class LicenceTaken(RuntimeError):
@@ -56,11 +57,7 @@ async def _free_licences(
     ending_trials = (
         select(LicenceBlock.id)
         .join(Customer, Customer.id == LicenceBlock.customer_id)
-        .where(
-            LicenceBlock.customer_id == customer_id,
-            LicenceBlock.kind == BlockKind.TRIAL.value,
-            Customer.account_type == "premium",
-        )
+        .where(LicenceBlock.customer_id == customer_id, upgraded_trial(LicenceBlock, Customer))
     )
     query = (
         select(Licence.id, Licence.expires_at)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from db.blocks import expire_block
+from db.blocks import expire_block, upgraded_trial
 from db.models import Customer, LearnerImport, LicenceBlock, LicenceOrder, User
 from licensing.config import Settings
 from licensing.imports import start_import
@@ -27,7 +27,6 @@ from licensing.runs import latest_status, running_ids
 from licensing.terms import start_block_term
 from payloads.blocks import ExpireBlock
 from payloads.common import SYSTEM, Actor, Role
-from rules.licences import BlockKind
 from rules.orders import OrderStatus
 from workflows.block import block_workflow_id
 
@@ -68,11 +67,7 @@ async def _end_upgraded_trials(sessions: async_sessionmaker[AsyncSession], at: d
         query = (
             select(LicenceBlock.id)
             .join(Customer, Customer.id == LicenceBlock.customer_id)
-            .where(
-                LicenceBlock.kind == BlockKind.TRIAL.value,
-                LicenceBlock.status == "active",
-                Customer.account_type == "premium",
-            )
+            .where(LicenceBlock.status == "active", upgraded_trial(LicenceBlock, Customer))
         )
         ending = list((await session.execute(query)).scalars())
     for block_id in ending:
