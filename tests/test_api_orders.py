@@ -231,7 +231,7 @@ async def test_an_assigned_order_cannot_be_cancelled(api: httpx.AsyncClient, ten
     response = await api.post(f"/licence-orders/{order['id']}/cancel", headers=tenant.customer_manager.headers)
     assert (response.status_code, response.json()["detail"]) == (
         409,
-        "the order is already assigned; only a requested order can be decided",
+        "the order is already assigned; only a requested order can be cancelled",
     )
 
 

@@ -20,8 +20,8 @@ from licensing.config import Settings
 from licensing.orders import resuming
 from payloads.common import Actor
 from payloads.orders import OrderOutcome
-from rules.errors import Conflict, InvalidInput, NotFound, OrderNotRequested
-from rules.orders import OrderStatus, check_waiting
+from rules.errors import Conflict, InvalidInput, NotFound
+from rules.orders import OrderDecision, OrderStatus, check_waiting, decide
 
 router = APIRouter(tags=["licence orders"])
 
@@ -201,14 +201,11 @@ def _decided(
     return _as_out(order, block, customer_name).model_copy(update=decided)
 
 
-def _not_requested(order: LicenceOrder) -> OrderNotRequested:
-    return OrderNotRequested(f"the order is already {order.status}; only a requested order can be decided")
-
-
 async def _decide(
     reader: AsyncSession,
     settings: Settings,
     order_id: uuid.UUID,
+    decision: OrderDecision,
     authorize: Authorize,
     send: Send,
     reason: str | None = None,
@@ -218,8 +215,7 @@ async def _decide(
     activity needs."""
     order, customer_name = await _read_order(reader, order_id)
     actor = await authorize(order)
-    if order.status != OrderStatus.REQUESTED.value:
-        raise _not_requested(order)
+    decide(OrderStatus(order.status), decision)  # 409 naming the order's status and what was asked
     await reader.close()  # no transaction stays open while the workflow works
     try:
         outcome = await send(order, actor, None)
@@ -229,8 +225,7 @@ async def _decide(
         # The workflow has ended: it decided the order meanwhile, or it was terminated by hand and left the
         # order waiting; then the decision goes to a run started for it.
         order, _ = await _read_order(reader, order_id)
-        if order.status != OrderStatus.REQUESTED.value:
-            raise _not_requested(order) from None
+        decide(OrderStatus(order.status), decision)
         await reader.close()
         outcome = await send(order, actor, resuming(settings, order, clock.now()))
     if outcome.decided_at is not None:
@@ -255,7 +250,7 @@ async def assign_order(
     async def send(order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None) -> OrderOutcome:
         return await order_workflows.assign(temporal, order.id, actor, resumed)
 
-    return await _decide(reader, settings, order_id, _partner_decides(caller), send)
+    return await _decide(reader, settings, order_id, OrderDecision.ASSIGN, _partner_decides(caller), send)
 
 
 @router.post("/licence-orders/{order_id}/reject", response_model=OrderOut)
@@ -272,7 +267,9 @@ async def reject_order(
     async def send(order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None) -> OrderOutcome:
         return await order_workflows.reject(temporal, order.id, actor, body.reason, resumed)
 
-    return await _decide(reader, settings, order_id, _partner_decides(caller), send, reason=body.reason)
+    return await _decide(
+        reader, settings, order_id, OrderDecision.REJECT, _partner_decides(caller), send, reason=body.reason
+    )
 
 
 @router.post("/licence-orders/{order_id}/cancel", response_model=OrderOut)
@@ -288,4 +285,4 @@ async def cancel_order(
     async def send(order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None) -> OrderOutcome:
         return await order_workflows.cancel(temporal, order.id, actor, resumed)
 
-    return await _decide(reader, settings, order_id, authorize, send)
+    return await _decide(reader, settings, order_id, OrderDecision.CANCEL, authorize, send)
