@@ -4,7 +4,9 @@ On SQLite, SQLAlchemy silently drops `FOR UPDATE`, so every transaction starts w
 the database's write lock up front and concurrent writers queue on the busy timeout instead of racing. Sessions
 made by `read_sessions` are the exception: they begin a deferred transaction with the connection set to
 `query_only`, so readers read their snapshot beside the writer (WAL) and cannot write by mistake (on PostgreSQL
-they are READ ONLY transactions).
+they are READ ONLY transactions). Either way a reading transaction sees one moment from its first query to its
+last (on PostgreSQL by REPEATABLE READ, which never fails a transaction that only reads): an answer built from
+two queries, say counts and the rows behind them, never holds half of a commit made in between.
 """
 
 from typing import Any
@@ -73,5 +75,5 @@ def read_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessionma
     assert isinstance(engine, AsyncEngine)
     options: dict[str, Any] = {_READ_ONLY: True}
     if engine.dialect.name == "postgresql":
-        options["postgresql_readonly"] = True
+        options |= {"postgresql_readonly": True, "isolation_level": "REPEATABLE READ"}
     return async_sessionmaker(engine.execution_options(**options), expire_on_commit=False)

@@ -61,3 +61,16 @@ async def test_a_writer_after_a_reader_on_the_same_connection_may_write(
             (await writer.get_one(Partner, tenant.partner_id)).name = new_name
         async with read_sessions(sessions)() as reader:
             assert (await reader.get_one(Partner, tenant.partner_id)).name == new_name
+
+
+async def test_a_read_sees_one_moment_however_many_queries_it_makes(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """A GET that reads twice (the licence counts, then the blocks; a stock statement's header, then its lines)
+    answers from one snapshot: a commit between its queries is not half in its answer."""
+    async with read_sessions(sessions)() as reader:
+        before = (await reader.execute(select(Partner.name).where(Partner.id == tenant.partner_id))).scalar_one()
+        async with sessions.begin() as writer:
+            (await writer.get_one(Partner, tenant.partner_id)).name = f"Partner {uuid.uuid4().hex[:6]}"
+        again = (await reader.execute(select(Partner.name).where(Partner.id == tenant.partner_id))).scalar_one()
+    assert again == before
