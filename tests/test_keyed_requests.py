@@ -173,6 +173,23 @@ class TestKeyedOrderRequests:
             assert await manager.orders() == [(first_id, "requested")]
             await manager.cancel(first_id)
 
+    async def test_an_order_saved_late_is_dated_when_it_was_asked(self, manager: KeyedRequests) -> None:
+        """The customer asked while no worker ran: the order is dated (and reminded) from the request, not from
+        the moment a worker came back and saved it."""
+        asked = datetime.now(UTC)
+        order_id = await manager.unanswered("order-dated")
+        await asyncio.sleep(2)
+        worker_back = datetime.now(UTC)
+        async with manager.worker():
+            await manager.workflow(order_id).execute_update(LicenceOrderWorkflow.registered)
+            async with manager.sessions() as session:
+                requested_at = await session.scalar(
+                    select(LicenceOrder.requested_at).where(LicenceOrder.id == uuid.UUID(order_id))
+                )
+            await manager.cancel(order_id)
+        assert requested_at is not None
+        assert asked - timedelta(seconds=1) <= requested_at < worker_back, (asked, requested_at, worker_back)
+
     async def test_a_retry_after_the_order_was_decided_answers_the_order_as_it_is(self, manager: KeyedRequests) -> None:
         first_id = await manager.unanswered("order-decided")
         async with manager.worker():

@@ -160,7 +160,8 @@ class LicenceOrderWorkflow:
                 customer_id=self._order.customer_id,
                 quantity=self._order.quantity,
                 requested_by=self._order.requested_by,
-                requested_at=workflow.now(),
+                # When the customer asked (the server started this run then), not when a worker got to it.
+                requested_at=workflow.info().workflow_start_time,
                 notify=self._together,
                 waiting_limit=self._order.waiting_limit,
             ),
