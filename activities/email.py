@@ -5,6 +5,7 @@ attempt when that claim ends soon, and otherwise tried again once it has lapsed;
 held, since its holder records what became of it."""
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 from temporalio import activity
@@ -18,6 +19,19 @@ from payloads.email import DeliverEmail, DeliveryResult, EmailStatus
 # A claim ending within this long is waited out in the attempt (a writer's claim always is): time the activity
 # spends running, which even a test server that skips idle time lets pass.
 WAIT_IN_ATTEMPT = outbox.WRITER_CLAIM + timedelta(seconds=1)
+
+
+def not_taken(email_id: uuid.UUID, problem: smtp.TemporaryFailure) -> ApplicationError:
+    """A temporary failure as the workflow's history keeps it and the Web UI shows it. A relay's reply often quotes
+    the recipient's address ("450 4.2.0 <ann@example.com>: Recipient address rejected"), so the reply itself is kept
+    only in `outbox_emails.last_error`; the failure names the email by its id and the reply by its code."""
+    if problem.reply_code is None:  # no reply: the connection failed or timed out, which names no recipient
+        return ApplicationError(f"email {email_id} was not sent this time: {problem}", type="TemporaryFailure")
+    return ApplicationError(
+        f"the relay answered {problem.reply_code} to email {email_id}: not taken this time, tried again later "
+        "(its reply is kept in outbox_emails.last_error)",
+        type="TemporaryFailure",
+    )
 
 
 class EmailActivities:
@@ -42,7 +56,7 @@ class EmailActivities:
                 return await self._settle(data, EmailStatus.FAILED, f"gave up after {data.max_attempts}: {problem}")
             pending = outbox.Attempt(data.email_id, EmailStatus.PENDING.value, str(problem))
             await self._postman.record([pending], let_go=[email])
-            raise
+            raise not_taken(data.email_id, problem) from None
         return await self._settle(data, EmailStatus.SENT, None)
 
     async def _claim(self, data: DeliverEmail) -> outbox.Claimed:

@@ -35,7 +35,11 @@ class Envelope:
 
 
 class TemporaryFailure(Exception):
-    """A 4xx reply or a connection problem: the same message may succeed later."""
+    """A 4xx reply (`reply_code`) or a connection problem (None): the same message may succeed later."""
+
+    def __init__(self, reason: str, *, reply_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reply_code = reply_code
 
 
 class PermanentFailure(Exception):
@@ -90,11 +94,11 @@ def _sorted_failures() -> Iterator[None]:
         codes = [r.code for r in refused.recipients]
         reasons = "; ".join(f"{r.code} {r.message}" for r in refused.recipients)
         if all(400 <= code < 500 for code in codes):
-            raise TemporaryFailure(reasons) from refused
+            raise TemporaryFailure(reasons, reply_code=codes[0]) from refused
         raise PermanentFailure(reasons) from refused
     except aiosmtplib.SMTPResponseException as reply:
         if 400 <= reply.code < 500:
-            raise TemporaryFailure(f"{reply.code} {reply.message}") from reply
+            raise TemporaryFailure(f"{reply.code} {reply.message}", reply_code=reply.code) from reply
         raise PermanentFailure(f"{reply.code} {reply.message}") from reply
     except aiosmtplib.SMTPNotSupported as lacking:
         # A relay without SMTPUTF8 cannot take a message to an address beyond ASCII, however often it is asked.

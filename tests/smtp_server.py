@@ -21,12 +21,21 @@ def free_port() -> int:
 @dataclass
 class Inbox:
     """Messages received, and replies to give instead of accepting (e.g. ["421 busy", "421 busy"]); `slow_seconds`
-    holds each message that long before answering, as a relay under load does."""
+    holds each message that long before answering, as a relay under load does. `recipient_refusals` are given to
+    RCPT TO instead, `{address}` standing for the recipient (as a relay greylisting it quotes it)."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    recipient_refusals: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     slow_seconds: float = 0.0
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        with self.lock:
+            if self.recipient_refusals:
+                return self.recipient_refusals.pop(0).format(address=address)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.slow_seconds:

@@ -1,4 +1,4 @@
-"""What an operator has: the CLI's way in, and orders they can find in the Temporal Web UI."""
+"""What an operator has: the CLI's way in, and orders they can find in the Temporal Web UI, without personal data."""
 
 import asyncio
 import os
@@ -9,11 +9,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from licensing.config import Settings
+from licensing.temporal import build_worker
 from tests.factories import Tenant
-from tests.test_api_orders import request_licences
+from tests.ordering import Orders
+from tests.smtp_server import SmtpServer
+from tests.test_api_orders import eventually, request_licences
 from workflows.search import CUSTOMER_ID, ORDER_STATUS, PARTNER_ID
 
 
@@ -110,3 +115,22 @@ async def test_licence_terms_and_imports_carry_the_tenant_and_a_summary_without_
     assert [s[:2] for s in shown] == [(str(tenant.partner_id), str(tenant.customer_id))] * 2
     assert [s[2] for s in shown] == ["Licence term: 2 premium licences", "Learner import: 1 row"]
     assert not any("@" in str(s) or "Ann" in str(s) for s in shown)
+
+
+async def test_a_relay_reply_quoting_the_recipient_stays_out_of_the_orders_history(
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    smtp: SmtpServer,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+) -> None:
+    # The partner's "requested" email is greylisted at once and at its first delivery attempt, then taken.
+    smtp.inbox.recipient_refusals.extend(["450 4.2.0 <{address}>: Recipient address rejected: Greylisted"] * 2)
+    orders = Orders(dev_server, settings)
+    async with build_worker(dev_server.client, settings, sessions):
+        handle = await orders.request(tenant, 2)
+        await eventually(lambda: smtp.inbox.to(tenant.partner_manager.email), within_seconds=30)
+        await orders.cancel(handle, tenant)
+        await handle.result()
+    history = (await handle.fetch_history()).to_json()
+    assert "Greylisted" not in history and tenant.partner_manager.email not in history
