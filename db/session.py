@@ -57,6 +57,9 @@ def _serialize_sqlite_writers(engine: Any) -> None:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # A failed statement's error names its SQL but not its values: learners' and managers' addresses and names, an
+    # email's text. A worker's activity failure is kept in its workflow's history and shown in the Web UI.
+    kwargs.setdefault("hide_parameters", True)
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
         engine = create_async_engine(target, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **kwargs)

@@ -8,6 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from licensing.config import Settings
 from tests.factories import Tenant
@@ -235,3 +239,52 @@ async def _learners(api: httpx.AsyncClient, tenant: Tenant) -> Any:
     response = await api.get(f"/customers/{tenant.customer_id}/learners", headers=tenant.customer_manager.headers)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+_REFUSE_ROW = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_row BEFORE INSERT ON learners WHEN NEW.name = 'Ann Refused' "
+        "BEGIN SELECT RAISE(ABORT, 'the database failed mid-batch'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.name = 'Ann Refused' "
+        "THEN RAISE EXCEPTION 'the database failed mid-batch'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_row BEFORE INSERT ON learners FOR EACH ROW EXECUTE FUNCTION refuse_row()",
+    ],
+}
+_ACCEPT_ROWS = {
+    "sqlite": ["DROP TRIGGER refuse_row"],
+    "postgresql": ["DROP TRIGGER refuse_row ON learners", "DROP FUNCTION refuse_row()"],
+}
+
+
+async def _run(sessions: async_sessionmaker[AsyncSession], statements: dict[str, list[str]]) -> None:
+    async with sessions.begin() as session:
+        for statement in statements[session.get_bind().dialect.name]:
+            await session.execute(text(statement))
+
+
+async def _last_failure(handle: WorkflowHandle[Any, Any]) -> str:
+    """The failure of the import's batch as the Web UI shows it, once its first attempt has failed."""
+    for _ in range(200):
+        pending = (await handle.describe()).raw_description.pending_activities
+        if pending and pending[0].HasField("last_failure"):
+            return str(pending[0].last_failure)
+        await asyncio.sleep(0.1)
+    raise AssertionError("the batch did not fail")
+
+
+async def test_a_database_failure_mid_batch_shows_no_learners_address_or_name_in_the_imports_history(
+    api: httpx.AsyncClient, dev_server: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    await _run(sessions, _REFUSE_ROW)
+    try:
+        started = await upload(api, tenant, csv_of("email,name", "ann.refused@example.com,Ann Refused"))
+        handle = dev_server.client.get_workflow_handle(f"learner-import-{started['id']}")
+        shown = await _last_failure(handle)
+    finally:
+        await _run(sessions, _ACCEPT_ROWS)
+    await finished(api, tenant, started)  # retried once the database accepts the row
+    history = (await handle.fetch_history()).to_json()
+    assert "the database failed mid-batch" in shown
+    assert not any(personal in text for personal in ("ann.refused", "Ann Refused") for text in (shown, history))
