@@ -98,6 +98,7 @@ async def capture(workdir: Path) -> None:
             await asyncio.sleep(3.5)  # reminders every second: three fall due while no worker runs
             async with build_worker(env.client, settings, sessions):
                 await _late_reminders(env.client, api, sessions, settings, smtp, tenant, late["id"])
+                await _reminder_emails_refused(env.client, sessions, settings, smtp, tenant)
     await engine.dispose()
     await env.shutdown()
 
@@ -161,6 +162,34 @@ async def _late_reminders(
     term = client.get_workflow_handle(block_workflow_id(block.id))
     await _until(lambda: _closed(term))
     await _save(client, term.id, "block-late-reminders-closed")
+
+
+async def _reminder_emails_refused(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    smtp: SmtpServer,
+    tenant: factories.Tenant,
+) -> None:
+    """A renewal reminder whose emails the relay refuses at once: they are delivered beside the term, which expires
+    meanwhile (patch reminder-emails-beside-the-term)."""
+    now = datetime.now(UTC)
+    async with sessions.begin() as session:
+        customer = await session.get_one(Customer, tenant.customer_id)
+        block = await blocks.create_block(
+            session,
+            customer_id=tenant.customer_id,
+            kind=BlockKind.PREMIUM,
+            quantity=1,
+            starts_at=now,
+            expires_at=now + timedelta(seconds=4),
+        )
+    # The reminder's emails (to both sides) are refused at once, and one of them at its first delivery too.
+    smtp.inbox.refusals.extend(["421 4.3.2 try again later"] * 2)
+    await start_block_term(client, settings, customer, block)
+    term = client.get_workflow_handle(block_workflow_id(block.id))
+    await _until(lambda: _closed(term))
+    await _save(client, term.id, "block-reminder-emails-refused-closed")
 
 
 def _text(message: EmailMessage) -> str:

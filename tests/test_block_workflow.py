@@ -190,3 +190,19 @@ async def test_starting_a_term_twice_runs_one_workflow(
     await _start(orders, sessions, block)
     assert (await handle.describe()).run_id == first
     await _to_the_end(orders, handle, block)
+
+
+async def test_a_reminder_whose_emails_the_relay_keeps_refusing_does_not_hold_back_the_expiry(
+    orders: Orders, smtp: SmtpServer, sessions: async_sessionmaker[AsyncSession], tenant: factories.Tenant
+) -> None:
+    # A reminder 10 minutes before the end; the relay refuses its two emails for about an hour of retries.
+    orders.settings = orders.settings.model_copy(update={"renewal_reminders": "PT10M"})
+    handle, block = await _term(orders, sessions, tenant, starts_at=await orders.env.get_current_time(), term="PT2H")
+    await orders.env.sleep(block.expires_at - timedelta(minutes=11) - await orders.env.get_current_time())
+    smtp.inbox.refusals.extend(["421 4.3.2 try again later"] * 12)
+    await orders.env.sleep(block.expires_at + timedelta(minutes=1) - await orders.env.get_current_time())
+    expired_in_time = (await _block(sessions, block.id)).status
+    await orders.env.sleep(timedelta(hours=2))  # past the reminder's retries
+    await handle.result()
+    assert expired_in_time == "expired"
+    assert len(_subjects(smtp, tenant)) == 2  # the reminder (late) and the summary, each once

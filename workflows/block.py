@@ -5,6 +5,7 @@ keeps its promise across worker and server restarts. An upgrade from trial ends 
 `expire_now` update.
 """
 
+import asyncio
 import uuid
 from datetime import datetime
 
@@ -17,13 +18,19 @@ with workflow.unsafe.imports_passed_through():
     from rules.licences import Reminder, renewal_reminders
     from rules.wording import counted
     from workflows import options
-    from workflows.notices import send_notices
+    from workflows.notices import deliver_emails, send_notices, write_notices
 
 
 # Since this patch, a renewal reminder whose time came while no worker ran is passed over when the block has
 # expired meanwhile or a later reminder is due as well. Checked only for such a late reminder: terms that never met
 # one replay as they ran. Recorded in histories: never change the name.
 LATE_REMINDERS_PASSED_OVER = "late-renewal-reminders-passed-over"
+
+# Since this patch, a renewal reminder's emails that the relay did not take at once are delivered beside the term,
+# not before it goes on: their retries last up to a day (workflows/options.EMAIL), and the block's expiry must not
+# wait for them. Asked only when such an email is left: terms whose reminders all went out at once replay as they
+# ran. Recorded in histories: never change the name.
+REMINDER_EMAILS_BESIDE_THE_TERM = "reminder-emails-beside-the-term"
 
 
 def block_workflow_id(block_id: uuid.UUID) -> str:
@@ -37,6 +44,7 @@ class LicenceBlockWorkflow:
         self._block = block
         self._expired: BlockExpired | None = None
         self._expiring = False
+        self._deliveries: list[asyncio.Future[None]] = []  # reminder emails still being delivered
 
     @workflow.run
     async def run(self, block: LicenceBlockInput) -> BlockExpired:
@@ -47,10 +55,7 @@ class LicenceBlockWorkflow:
             if self._overtaken(reminders[index + 1 :]) and workflow.patched(LATE_REMINDERS_PASSED_OVER):
                 workflow.logger.info("the %s renewal reminder came too late to send; passed over", reminder.offset)
                 continue
-            notice = BlockNotice(
-                block_id=block.block_id, event=BlockEvent.REMINDER, at=workflow.now(), offset=reminder.offset
-            )
-            await send_notices("notify_block_event", notice, what=f"{reminder.offset} renewal reminder")
+            await self._remind(reminder)
         if not await self._ended_before(block.expires_at, "next: expiry"):
             self._expiring = True
             self._expired = await self._expire(
@@ -60,9 +65,21 @@ class LicenceBlockWorkflow:
         assert self._expired is not None
         notice = BlockNotice(block_id=block.block_id, event=BlockEvent.EXPIRED, at=workflow.now())
         await send_notices("notify_block_event", notice, what="expiry summary")
+        await asyncio.gather(*self._deliveries)
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.set_current_details(f"Expired at {self._expired.expired_at.isoformat()}.")
         return self._expired
+
+    async def _remind(self, reminder: Reminder) -> None:
+        what = f"{reminder.offset} renewal reminder"
+        notice = BlockNotice(
+            block_id=self._block.block_id, event=BlockEvent.REMINDER, at=workflow.now(), offset=reminder.offset
+        )
+        left = await write_notices("notify_block_event", notice, what=what)
+        if left and workflow.patched(REMINDER_EMAILS_BESIDE_THE_TERM):
+            self._deliveries.append(asyncio.ensure_future(deliver_emails(left, what=what)))
+        else:
+            await deliver_emails(left, what=what)
 
     def _overtaken(self, later: list[Reminder]) -> bool:
         """Whether a reminder whose time came while no worker ran is overtaken: by the block's expiry (it would

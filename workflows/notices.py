@@ -17,10 +17,15 @@ with workflow.unsafe.imports_passed_through():
 
 
 async def send_notices(activity: str, notice: BaseModel, *, what: str) -> None:
+    await deliver_emails(await write_notices(activity, notice, what=what), what=what)
+
+
+async def write_notices(activity: str, notice: BaseModel, *, what: str) -> list[uuid.UUID]:
+    """Write the event's notices (the activity sends their emails at once); the emails still to deliver."""
     written: NoticeResult = await workflow.execute_activity(
         activity, notice, result_type=NoticeResult, summary=f"Write the {what} notices", **options.DATABASE
     )
-    await deliver_emails(written.emails_due(), what=what)
+    return written.emails_due()
 
 
 async def deliver_emails(email_ids: Sequence[uuid.UUID], *, what: str) -> None:
