@@ -124,6 +124,20 @@ async def test_deeply_nested_json_is_400(scim: httpx.AsyncClient) -> None:
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_a_user_nested_deep_but_within_what_json_reads_is_400(scim: httpx.AsyncClient, method: str) -> None:
+    """Deep enough to exhaust the stack of the code that reads a User or a PatchOp, not of the JSON parser."""
+    nested = "[" * 600 + "]" * 600
+    user = f'{{"userName": "deep@example.com", "name": {{"givenName": {nested}}}}}'
+    patch = f'{{"Operations": [{{"op": "replace", "value": {{"displayName": {nested}}}}}]}}'
+    if method == "POST":
+        response = await scim.post("/Users", content=user)
+    else:
+        created = await scim.post("/Users", json={"userName": "deep@example.com"})
+        response = await scim.patch(f"/Users/{created.json()['id']}", content=patch)
+    assert (response.status_code, response.json()["scimType"]) == (400, "invalidSyntax")
+
+
 @pytest.mark.parametrize("at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 async def test_a_cursor_whose_time_falls_off_the_calendar_in_utc_is_400(
     api: httpx.AsyncClient, tenant: Tenant, at: str

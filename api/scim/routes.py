@@ -73,6 +73,8 @@ async def _body(request: Request) -> Any:
         body = json.loads(await request.body())
     except (ValueError, RecursionError):
         raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
+    if _deeper_than(body, MAX_DEPTH):  # read recursively below: a deep body would exhaust the stack there
+        raise ScimError(400, f"the body is nested more than {MAX_DEPTH} levels deep", "invalidSyntax")
     try:  # JSON may escape half a UTF-16 pair (\\ud800), which no stored text can hold
         json.dumps(body, ensure_ascii=False).encode()
     except UnicodeEncodeError:
@@ -80,6 +82,24 @@ async def _body(request: Request) -> Any:
             400, "the body holds a lone surrogate (\\ud800 to \\udfff) in its text", "invalidValue"
         ) from None
     return body
+
+
+# Far deeper than any User, PatchOp or SearchRequest (a PatchOp's email is 5 levels down).
+MAX_DEPTH = 32
+
+
+def _deeper_than(body: Any, limit: int) -> bool:
+    """Whether the JSON value nests objects and arrays more than `limit` levels deep (looked at without recursion)."""
+    level: list[Any] = [body]
+    for _ in range(limit):
+        level = [
+            child
+            for value in level
+            for child in (value.values() if isinstance(value, dict) else value if isinstance(value, list) else ())
+        ]
+        if not level:
+            return False
+    return any(isinstance(value, dict | list) for value in level)
 
 
 @asynccontextmanager
