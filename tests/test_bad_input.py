@@ -206,3 +206,11 @@ async def test_a_missing_body_or_one_that_is_not_json_says_what_to_send(api: htt
     assert (none.status_code, as_text.status_code) == (422, 422)
     assert none.json()["detail"] == "the request has no body: send a JSON object with Content-Type: application/json"
     assert as_text.json()["detail"] == "the body must be a JSON object, sent with Content-Type: application/json"
+
+
+@pytest.mark.parametrize("attribute", ["userName", "externalId", "emails"])
+async def test_a_scim_filter_value_with_a_nul_finds_nobody_on_every_database(
+    scim: httpx.AsyncClient, attribute: str
+) -> None:
+    response = await scim.get("/Users", params={"filter": f'{attribute} eq "a\u0000@example.com"'})
+    assert (response.status_code, response.json()["totalResults"]) == (200, 0)

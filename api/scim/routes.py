@@ -165,7 +165,9 @@ def _filtered(customer: Customer, clauses: list[filters.Equals]) -> Select[Learn
     query = select(Learner).where(Learner.customer_id == customer.id)
     for clause in clauses:
         value = clause.value
-        if clause.field == "user_name":
+        if "\x00" in value:  # no stored text holds NUL (PostgreSQL refuses even to compare with one)
+            query = query.where(false())
+        elif clause.field == "user_name":
             query = query.where(
                 or_(
                     # A userName is kept as the directory sent it; an address, in the form learners keep.
