@@ -249,6 +249,22 @@ async def get_learner(
 _LOCK_ATTEMPTS = 5
 
 
+async def get_learner_kept(session: AsyncSession, customer_id: uuid.UUID, learner_id: uuid.UUID) -> Learner:
+    """The customer's learner, kept from deletion until the transaction ends (PostgreSQL's `FOR KEY SHARE`, which
+    only a deletion waits for), to write a row of its own: one deleted at this moment is not found, as it would
+    be a moment later, rather than refused by the row's foreign key once the deletion commits."""
+    found = await session.execute(
+        select(Learner)
+        .where(Learner.id == learner_id, Learner.customer_id == customer_id)
+        .with_for_update(read=True, key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    learner = found.scalar_one_or_none()
+    if learner is None:
+        raise NotFound(f"learner {learner_id} not found")
+    return learner
+
+
 async def _locked_with_its_licence(session: AsyncSession, customer_id: uuid.UUID, learner_id: uuid.UUID) -> bool:
     """Lock the learner's licence, then the learner; whether the licence it holds now is one of those locked."""
     held = Licence.customer_id == customer_id, Licence.learner_id == learner_id

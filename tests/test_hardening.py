@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request
 from sqlalchemy import select, update
@@ -352,3 +353,24 @@ async def test_a_request_postgresql_undoes_for_a_deadlock_is_told_to_send_it_aga
     answer = await handled
     assert (answer.status_code, answer.headers["Retry-After"]) == (503, "1")
     assert b"send it again" in answer.body
+
+
+@pytest.mark.skipif(backend() != "postgresql", reason="SQLite takes the whole database's write lock up front")
+async def test_a_training_record_posted_while_its_learner_is_deleted_is_404(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    learner = await factories.learner(sessions, tenant)
+    async with sessions.begin() as deleting:
+        await learners.delete_learner(
+            deleting, customer_id=tenant.customer_id, learner_id=learner.id, actor=SYSTEM, now=datetime.now(UTC)
+        )
+        posted = asyncio.create_task(
+            api.post(
+                f"/customers/{tenant.customer_id}/learners/{learner.id}/training-records",
+                json={"course": "Fire safety", "completed_at": "2024-01-01T00:00:00Z", "score": 90},
+                headers=tenant.customer_manager.headers,
+            )
+        )
+        await asyncio.sleep(1.5)  # the record is on its way while the deletion is being written
+    answer = await asyncio.wait_for(posted, 30)
+    assert (answer.status_code, answer.json()["detail"]) == (404, f"learner {learner.id} not found")

@@ -127,7 +127,7 @@ async def add_training_record(
 ) -> TrainingRecordOut:
     async with session.begin():
         actor = auth.act_for_customer(caller, await directory.get_customer(session, customer_id))
-        learner = await learners.get_learner(session, customer_id, learner_id)
+        learner = await learners.get_learner_kept(session, customer_id, learner_id)
         record = await training.add_training_record(
             session,
             learner=learner,
