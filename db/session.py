@@ -37,6 +37,10 @@ def sync_url(url: str) -> URL:
     return _with_driver(url, _SYNC_DRIVERS)
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _serialize_sqlite_writers(engine: Any) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -46,6 +50,9 @@ def _serialize_sqlite_writers(engine: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
+        # SQLite's own lower() leaves letters beyond ASCII as they are (`Ü`); comparisons "regardless of case" (a
+        # SCIM userName) must fold them as Python and PostgreSQL do.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -321,6 +321,19 @@ async def test_users_sent_at_once_whose_usernames_differ_only_in_case_make_one_l
     assert found.json()["totalResults"] == 1
 
 
+async def test_a_username_with_letters_beyond_ascii_is_one_user_in_any_case(scim: httpx.AsyncClient) -> None:
+    """userName is not case-exact (RFC 7643): `Ülla` and `ülla` are one user on every database, as `JDoe` and
+    `jdoe` are (SQLite's own lower() knows only ASCII letters)."""
+    first = await scim.post(
+        "/Users", json={"userName": "ÜLLA", "emails": [{"value": "u1@example.com", "type": "work"}]}
+    )
+    again = await scim.post(
+        "/Users", json={"userName": "ülla", "emails": [{"value": "u2@example.com", "type": "work"}]}
+    )
+    found = await scim.get("/Users", params={"filter": 'userName eq "ülla"'})
+    assert (first.status_code, again.status_code, found.json()["totalResults"]) == (201, 409, 1)
+
+
 async def test_a_token_revoked_twice_at_once_is_revoked_once(
     scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
