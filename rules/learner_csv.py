@@ -110,7 +110,10 @@ def read_rows(stream: BinaryIO, *, max_rows: int) -> Iterator[CsvRow]:
             count += 1
             if count > max_rows:
                 raise InvalidInput(f"the file has more than {max_rows} rows; split it into smaller files")
-            yield CsvRow(row=number, email=_cell(cells, email_at), name=_cell(cells, name_at))
+            row = CsvRow(row=number, email=_cell(cells, email_at), name=_cell(cells, name_at))
+            if "\x00" in row.email + row.name:  # past the start that `_encoding` looks at, or written in UTF-16
+                raise InvalidInput(f"row {number} holds a NUL character, which no CSV text has: {_SAVE_AS_CSV}")
+            yield row
     finally:
         text.detach()
 

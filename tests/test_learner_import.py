@@ -153,6 +153,23 @@ async def test_a_file_that_is_not_csv_text_is_422_saying_what_to_upload(
     ).is_success
 
 
+@pytest.mark.parametrize(
+    ("content", "row"),
+    [
+        (b"email,name\r\n" + b"a@example.com,Ann\r\n" * 5000 + b"b@example.com,B\x00b\r\n", 5002),
+        ("email,name\r\nb@example.com,B\x00b\r\n".encode("utf-16"), 2),
+    ],
+    ids=["past the first 64 KB", "in UTF-16"],
+)
+async def test_a_nul_character_in_a_row_is_422_naming_the_row(
+    api: httpx.AsyncClient, tenant: Tenant, content: bytes, row: int
+) -> None:
+    """Stored as it was on SQLite (a learner named with a NUL, which the API refuses), refused on PostgreSQL with
+    a message that named nothing to fix."""
+    refused = await upload(api, tenant, content, expect=422)
+    assert refused["detail"].startswith(f"row {row} holds a NUL character")
+
+
 async def test_the_import_is_for_the_customers_side_only(api: httpx.AsyncClient, tenant: Tenant) -> None:
     other = uuid.uuid4()
     response = await api.post(
