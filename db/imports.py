@@ -41,7 +41,7 @@ async def store_upload(
     upload = LearnerImport(
         id=upload_id or uuid.uuid4(),
         customer_id=customer_id,
-        filename=filename[:300],
+        filename=filename.replace("\x00", "")[:300],  # a client's name for the file: kept as far as text can be
         status="running",
         total_rows=0,
         processed_rows=0,

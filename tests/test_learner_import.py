@@ -170,6 +170,16 @@ async def test_a_nul_character_in_a_row_is_422_naming_the_row(
     assert refused["detail"].startswith(f"row {row} holds a NUL character")
 
 
+async def test_a_nul_character_in_the_files_name_is_left_out(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    part = b'Content-Disposition: form-data; name="file"; filename="staff\x00.csv"\r\nContent-Type: text/csv'
+    response = await api.post(
+        f"/customers/{tenant.customer_id}/learner-imports",
+        content=b"--b\r\n" + part + b"\r\n\r\nemail,name\r\nnul-name@example.com,Ann\r\n--b--\r\n",
+        headers={**tenant.customer_manager.headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert (response.status_code, response.json()["filename"]) == (202, "staff.csv"), response.text
+
+
 async def test_the_import_is_for_the_customers_side_only(api: httpx.AsyncClient, tenant: Tenant) -> None:
     other = uuid.uuid4()
     response = await api.post(
