@@ -32,7 +32,9 @@ DESCRIPTION = (
     "whose answer never came, its server having stopped, counts as running for ten minutes). An answer of 500 or "
     "above is not kept, so a repeat of the same request runs again (another request with that key is still 422); the "
     "key of a licence request or a CSV import also names the order or import it makes while it is kept, so a repeat "
-    "after a 503 (the order may still be saved, the upload is saved) answers that same one instead of making another."
+    "after a 503 (the order may still be saved, the upload is saved) answers that same one instead of making another; "
+    "the key of an assign, reject or cancel names that decision, so a repeat after a 503 (the decision may still be "
+    "made) answers the order as the decision left it instead of a 409."
 )
 
 

@@ -101,35 +101,60 @@ Resumed = WithStartWorkflowOperation[LicenceOrderWorkflow, OrderOutcome | None]
 _STILL_DECIDING = "the decision on order {} is still being processed; read the order again in a moment"
 
 
+_KEYED_DECISIONS = uuid.UUID("5b8f2d6e-3c41-4a7f-8e0b-9d2c6a1f4e73")
+
+
+def decision_id(
+    idempotency_key: str | None, *, decision: str, decider: uuid.UUID | None, order_id: uuid.UUID
+) -> str | None:
+    """The id of the update that carries a decision. With an Idempotency-Key it follows from the key's use
+    (`keyed_use`), the decider, the order and the decision: a retry of an attempt that was not answered (a 503: the
+    decision may still be made) is the same update, which Temporal runs once, and the order keeps it
+    (`decision_key`) once decided. Without a key, None: the SDK makes a fresh one."""
+    if idempotency_key is None:
+        return None
+    return str(uuid.uuid5(_KEYED_DECISIONS, "\n".join((decision, str(decider), str(order_id), idempotency_key))))
+
+
 async def _decision(
     client: Client,
     order_id: uuid.UUID,
     update: str,
     request: AssignRequest | RejectRequest | CancelRequest,
     resumed: Resumed | None,
+    update_id: str | None,
 ) -> OrderOutcome:
     """The decision sent to the order's workflow; with `resumed`, to a run started for it (the previous one had
     ended without deciding the order), the decision first."""
     if resumed is None:
         handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, order_workflow_id(order_id))
-        call = handle.execute_update(update, request, result_type=OrderOutcome)
+        call = handle.execute_update(update, request, id=update_id, result_type=OrderOutcome)
     else:
         call = client.execute_update_with_start_workflow(
-            update, request, start_workflow_operation=resumed, result_type=OrderOutcome
+            update, request, start_workflow_operation=resumed, id=update_id, result_type=OrderOutcome
         )
     return await _answer(call, _STILL_DECIDING.format(order_id))
 
 
-async def assign(client: Client, order_id: uuid.UUID, actor: Actor, resumed: Resumed | None = None) -> OrderOutcome:
-    return await _decision(client, order_id, "assign", AssignRequest(actor=actor), resumed)
+async def assign(
+    client: Client, order_id: uuid.UUID, actor: Actor, resumed: Resumed | None = None, update_id: str | None = None
+) -> OrderOutcome:
+    return await _decision(client, order_id, "assign", AssignRequest(actor=actor), resumed, update_id)
 
 
 async def reject(
-    client: Client, order_id: uuid.UUID, actor: Actor, reason: str, resumed: Resumed | None = None
+    client: Client,
+    order_id: uuid.UUID,
+    actor: Actor,
+    reason: str,
+    resumed: Resumed | None = None,
+    update_id: str | None = None,
 ) -> OrderOutcome:
     request = RejectRequest(actor=actor, reason=reason)
-    return await _decision(client, order_id, "reject", request, resumed)
+    return await _decision(client, order_id, "reject", request, resumed, update_id)
 
 
-async def cancel(client: Client, order_id: uuid.UUID, actor: Actor, resumed: Resumed | None = None) -> OrderOutcome:
-    return await _decision(client, order_id, "cancel", CancelRequest(actor=actor), resumed)
+async def cancel(
+    client: Client, order_id: uuid.UUID, actor: Actor, resumed: Resumed | None = None, update_id: str | None = None
+) -> OrderOutcome:
+    return await _decision(client, order_id, "cancel", CancelRequest(actor=actor), resumed, update_id)

@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 
 from api import order_workflows
 from api.main import create_app
-from db.models import IdempotentRequest, LearnerImport, LicenceOrder
+from db.models import AuditEvent, IdempotentRequest, LearnerImport, LicenceOrder
 from licensing.config import Settings
 from licensing.temporal import build_worker
 from tests.factories import Tenant
@@ -263,3 +263,70 @@ async def test_a_keyed_import_retried_after_a_503_imports_the_file_once(
             select(func.count()).select_from(LearnerImport).where(LearnerImport.customer_id == tenant.customer_id)
         )
     assert (uploads, progress.json()["created"], await _learners(sessions, tenant)) == (1, 2, 2)
+
+
+class TestKeyedDecisions:
+    """A partner manager's assign (or a reject, a cancel) answered 503 because no worker answered in time may
+    still be made: its keyed retry gets the decision it made, not a 409 "already assigned", and nothing twice."""
+
+    @pytest.fixture
+    def manager(
+        self,
+        api_alone: httpx.AsyncClient,
+        dev_server: WorkflowEnvironment,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        tenant: Tenant,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> KeyedRequests:
+        return KeyedRequests(api_alone, dev_server, settings, sessions, tenant, monkeypatch)
+
+    async def _decide(self, manager: KeyedRequests, order_id: str, decision: str, key: str) -> httpx.Response:
+        who = manager.tenant.customer_manager if decision == "cancel" else manager.tenant.partner_manager
+        body = {"reason": "budget moved"} if decision == "reject" else None
+        return await manager.api.post(
+            f"/licence-orders/{order_id}/{decision}", json=body, headers=keyed(who.headers, key)
+        )
+
+    async def _stock(self, manager: KeyedRequests) -> int:
+        partner = await manager.api.get(
+            f"/partners/{manager.tenant.partner_id}", headers=manager.tenant.partner_manager.headers
+        )
+        return int(partner.json()["licence_stock"])
+
+    @pytest.mark.parametrize(
+        ("decision", "status"), [("assign", "assigned"), ("reject", "rejected"), ("cancel", "cancelled")]
+    )
+    async def test_a_retry_of_a_decision_made_after_its_503_answers_that_decision(
+        self, manager: KeyedRequests, decision: str, status: str
+    ) -> None:
+        async with manager.worker():
+            requested = await manager.request(f"order-for-{decision}")
+            assert requested.status_code == 201, requested.text
+        order_id = requested.json()["id"]
+        stock = await self._stock(manager)
+        key = f"{decision}-503-retry"
+        with manager.monkeypatch.context() as patched:
+            patched.setattr(order_workflows, "ANSWER_WITHIN_SECONDS", 1.0)
+            first = await self._decide(manager, order_id, decision, key)
+            assert first.status_code == 503, first.text
+            # Still no worker: the retry is the same update, still waiting.
+            assert (await self._decide(manager, order_id, decision, key)).status_code == 503
+        async with manager.worker():
+            await manager.workflow(order_id).result()
+            again = await self._decide(manager, order_id, decision, key)
+            other = await self._decide(manager, order_id, decision, f"{key}-another")
+        assert (again.status_code, again.json()["id"], again.json()["status"]) == (200, order_id, status), again.text
+        assert (again.json()["block"] is not None) == (decision == "assign")
+        assert (other.status_code, other.json()["detail"]) == (
+            409,
+            f"the order is already {status}; only a requested order can be {status}",
+        )
+        assert await self._stock(manager) == stock - (3 if decision == "assign" else 0)
+        async with manager.sessions() as session:
+            decided = await session.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.subject_id == uuid.UUID(order_id), AuditEvent.action == f"licence_order.{status}")
+            )
+        assert decided == 1

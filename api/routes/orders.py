@@ -22,6 +22,7 @@ from payloads.common import Actor
 from payloads.orders import OrderOutcome
 from rules.errors import Conflict, InvalidInput, NotFound
 from rules.orders import OrderDecision, OrderStatus, check_waiting, decide
+from workflows import decisions
 
 router = APIRouter(tags=["licence orders"])
 
@@ -182,7 +183,8 @@ async def get_order(order_id: uuid.UUID, session: SessionDep, caller: CurrentUse
 
 
 Authorize = Callable[[LicenceOrder], Awaitable[Actor]]
-Send = Callable[[LicenceOrder, Actor, order_workflows.Resumed | None], Awaitable[OrderOutcome]]
+# The order, who decides, a run to start for the decision (the last one ended without one), the update's id.
+Send = Callable[[LicenceOrder, Actor, order_workflows.Resumed | None, str | None], Awaitable[OrderOutcome]]
 
 
 def _decided(
@@ -202,6 +204,7 @@ def _decided(
 
 
 async def _decide(
+    request: Request,
     reader: AsyncSession,
     settings: Settings,
     order_id: uuid.UUID,
@@ -215,23 +218,36 @@ async def _decide(
     activity needs."""
     order, customer_name = await _read_order(reader, order_id)
     actor = await authorize(order)
+    update_id = order_workflows.decision_id(
+        idempotency.keyed_use(request), decision=decision.value, decider=actor.user_id, order_id=order.id
+    )
+    if _made_by(order, update_id):
+        return (await _out(reader, [order]))[0]
     decide(OrderStatus(order.status), decision)  # 409 naming the order's status and what was asked
     await reader.close()  # no transaction stays open while the workflow works
     try:
-        outcome = await send(order, actor, None)
+        outcome = await send(order, actor, None, update_id)
     except RPCError as error:
         if error.status is not RPCStatusCode.NOT_FOUND:
             raise
         # The workflow has ended: it decided the order meanwhile, or it was terminated by hand and left the
         # order waiting; then the decision goes to a run started for it.
         order, _ = await _read_order(reader, order_id)
+        if _made_by(order, update_id):
+            return (await _out(reader, [order]))[0]
         decide(OrderStatus(order.status), decision)
         await reader.close()
-        outcome = await send(order, actor, resuming(settings, order, clock.now()))
+        outcome = await send(order, actor, resuming(settings, order, clock.now()), update_id)
     if outcome.decided_at is not None:
         return _decided(order, customer_name, actor, outcome, reason)
     # An answer from a worker older than this API, without the decision's time: read the order back.
     return (await _out(reader, [(await _read_order(reader, order_id))[0]]))[0]
+
+
+def _made_by(order: LicenceOrder, update_id: str | None) -> bool:
+    """The order was decided by this keyed decision: a retry of an attempt answered 503 (the workflow had not
+    answered in time) after which the decision was made. Its answer is the order as that decision left it."""
+    return update_id is not None and order.decision_key == decisions.key(update_id)
 
 
 def _partner_decides(caller: Principal) -> Authorize:
@@ -243,20 +259,28 @@ def _partner_decides(caller: Principal) -> Authorize:
 
 @router.post("/licence-orders/{order_id}/assign", response_model=OrderOut)
 async def assign_order(
-    order_id: uuid.UUID, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep, settings: SettingsDep
+    order_id: uuid.UUID,
+    request: Request,
+    reader: ReaderDep,
+    caller: ReadingCaller,
+    temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> OrderOut:
     """Assign the licences from the partner's stock. 409 naming the shortfall when the stock is short."""
 
-    async def send(order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None) -> OrderOutcome:
-        return await order_workflows.assign(temporal, order.id, actor, resumed)
+    async def send(
+        order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None, update_id: str | None
+    ) -> OrderOutcome:
+        return await order_workflows.assign(temporal, order.id, actor, resumed, update_id)
 
-    return await _decide(reader, settings, order_id, OrderDecision.ASSIGN, _partner_decides(caller), send)
+    return await _decide(request, reader, settings, order_id, OrderDecision.ASSIGN, _partner_decides(caller), send)
 
 
 @router.post("/licence-orders/{order_id}/reject", response_model=OrderOut)
 async def reject_order(
     order_id: uuid.UUID,
     body: OrderReject,
+    request: Request,
     reader: ReaderDep,
     caller: ReadingCaller,
     temporal: TemporalDep,
@@ -264,17 +288,24 @@ async def reject_order(
 ) -> OrderOut:
     """Reject a requested order; the reason is emailed to the customer's managers."""
 
-    async def send(order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None) -> OrderOutcome:
-        return await order_workflows.reject(temporal, order.id, actor, body.reason, resumed)
+    async def send(
+        order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None, update_id: str | None
+    ) -> OrderOutcome:
+        return await order_workflows.reject(temporal, order.id, actor, body.reason, resumed, update_id)
 
     return await _decide(
-        reader, settings, order_id, OrderDecision.REJECT, _partner_decides(caller), send, reason=body.reason
+        request, reader, settings, order_id, OrderDecision.REJECT, _partner_decides(caller), send, reason=body.reason
     )
 
 
 @router.post("/licence-orders/{order_id}/cancel", response_model=OrderOut)
 async def cancel_order(
-    order_id: uuid.UUID, reader: ReaderDep, caller: ReadingCaller, temporal: TemporalDep, settings: SettingsDep
+    order_id: uuid.UUID,
+    request: Request,
+    reader: ReaderDep,
+    caller: ReadingCaller,
+    temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> OrderOut:
     """The requester's side withdraws a request that is still waiting."""
 
@@ -282,7 +313,9 @@ async def cancel_order(
         auth.see_order(caller, order)
         return auth.act_for_customer(caller, await directory.get_customer(reader, order.customer_id))
 
-    async def send(order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None) -> OrderOutcome:
-        return await order_workflows.cancel(temporal, order.id, actor, resumed)
+    async def send(
+        order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None, update_id: str | None
+    ) -> OrderOutcome:
+        return await order_workflows.cancel(temporal, order.id, actor, resumed, update_id)
 
-    return await _decide(reader, settings, order_id, OrderDecision.CANCEL, authorize, send)
+    return await _decide(request, reader, settings, order_id, OrderDecision.CANCEL, authorize, send)
