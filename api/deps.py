@@ -19,6 +19,11 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return sessions
 
 
+def _read_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.read_sessions
+    return sessions
+
+
 _READING = frozenset({"GET", "HEAD"})
 
 
@@ -89,6 +94,8 @@ async def _principal_reading(
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
+# Sessions that only read (see db.session.read_sessions): beside the writers, never queued behind them.
+ReadSessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_read_sessions)]
 CurrentUser = Annotated[Principal, Depends(_principal)]
 # For routes that read and then hand the write to a workflow: the caller and the route read in one transaction.
 ReaderDep = Annotated[AsyncSession, Depends(_reader)]

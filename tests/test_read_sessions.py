@@ -39,6 +39,31 @@ async def test_a_read_answers_while_a_writer_holds_the_database(
     assert [item["email"] for item in after.json()["items"]] == ["not-yet@example.com"]
 
 
+async def test_a_directory_reads_while_a_writer_holds_the_database(
+    scim: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A directory's lookups (its token, GET /Users, a search) do not queue behind an import batch or a manual
+    add: they read what is committed, beside the writer."""
+    async with sessions.begin() as writer:
+        await learners.add_learner(
+            writer,
+            customer_id=tenant.customer_id,
+            email="not-yet-synced@example.com",
+            name="Not Yet",
+            source=LearnerSource.MANUAL,
+            actor=SYSTEM,
+            now=datetime.now(UTC),
+        )
+        listed = await asyncio.wait_for(scim.get("/Users"), timeout=20)
+        search = {"filter": 'userName eq "not-yet-synced@example.com"'}
+        searched = await asyncio.wait_for(scim.post("/Users/.search", json=search), timeout=20)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["totalResults"] == 0
+    assert searched.status_code == 200, searched.text
+    assert searched.json()["totalResults"] == 0
+    assert (await scim.get("/Users")).json()["totalResults"] == 1
+
+
 async def test_a_read_session_cannot_write(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> None:
     with pytest.raises(DBAPIError):
         async with read_sessions(sessions).begin() as reader:

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.clock import now
-from api.deps import SessionsDep
+from api.deps import ReadSessionsDep, SessionsDep
 from api.scim import discovery, filters
 from api.scim.errors import ScimError, scim_response
 from api.scim.users import USER_SCHEMA, apply_patch, from_resource, project, to_resource
@@ -45,12 +45,12 @@ router = APIRouter(
 )
 
 
-async def _customer(request: Request, sessions: SessionsDep) -> Customer:
+async def _customer(request: Request, readers: ReadSessionsDep) -> Customer:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ScimError(401, "send 'Authorization: Bearer TOKEN' with the customer's SCIM token")
-    async with sessions() as session:
+    async with readers() as session:
         customer = await scim.customer_for_token(session, token.strip())
     if customer is None:
         raise ScimError(401, "this SCIM token is not valid or was revoked")
@@ -192,7 +192,7 @@ Projection = Annotated[str | None, Query(max_length=1000)]
 
 async def _search(
     request: Request,
-    sessions: SessionsDep,
+    readers: async_sessionmaker[AsyncSession],
     customer: Customer,
     *,
     filter_text: str | None,
@@ -203,7 +203,7 @@ async def _search(
 ) -> JSONResponse:
     start_index, count = min(max(start_index, 1), 2**31 - 1), min(max(count, 0), discovery.MAX_RESULTS)
     query = _filtered(customer, filters.parse(filter_text))
-    async with sessions() as session:
+    async with readers() as session:
         total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
         ordered = query.order_by(Learner.created_at, Learner.id).offset(start_index - 1).limit(count)
         page = (await session.execute(ordered)).scalars()
@@ -217,7 +217,7 @@ async def _search(
 async def list_users(
     request: Request,
     customer: Directory,
-    sessions: SessionsDep,
+    readers: ReadSessionsDep,
     filter: Annotated[str | None, Query(max_length=1000)] = None,
     start_index: Annotated[int, Query(alias="startIndex")] = 1,
     count: Annotated[int, Query()] = 100,
@@ -227,7 +227,7 @@ async def list_users(
     """Users, filtered (`userName eq "..."` and the like) and paged with startIndex (1-based) and count."""
     return await _search(
         request,
-        sessions,
+        readers,
         customer,
         filter_text=filter,
         start_index=start_index,
@@ -239,7 +239,7 @@ async def list_users(
 
 @router.post("/.search")
 @router.post("/Users/.search")
-async def search_users(request: Request, customer: Directory, sessions: SessionsDep) -> JSONResponse:
+async def search_users(request: Request, customer: Directory, readers: ReadSessionsDep) -> JSONResponse:
     """The same search as GET /Users, with its parameters in a SearchRequest body."""
     body = await _body(request)
     if not isinstance(body, dict):
@@ -261,7 +261,7 @@ async def search_users(request: Request, customer: Directory, sessions: Sessions
         raise ScimError(400, "startIndex and count must be integers", "invalidValue") from None
     return await _search(
         request,
-        sessions,
+        readers,
         customer,
         filter_text=body.get("filter"),
         start_index=start_index,
@@ -276,11 +276,11 @@ async def get_user(
     request: Request,
     user_id: str,
     customer: Directory,
-    sessions: SessionsDep,
+    readers: ReadSessionsDep,
     attributes: Projection = None,
     excluded_attributes: Annotated[str | None, Query(alias="excludedAttributes", max_length=1000)] = None,
 ) -> JSONResponse:
-    async with sessions() as session:
+    async with readers() as session:
         resource = to_resource(await _learner(session, customer, user_id), _base(request))
     return scim_response(project(resource, attributes=attributes, excluded=excluded_attributes))
 
