@@ -17,16 +17,21 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio import workflow
 from temporalio.worker import Worker
 
 from api import order_workflows
 from api.main import create_app
 from db.models import AuditEvent, IdempotentRequest, LearnerImport, LicenceOrder
 from licensing.config import Settings
-from licensing.temporal import build_worker
+from licensing.temporal import activities, build_worker
+from payloads.orders import LicenceOrderInput, OrderOutcome
 from tests.factories import Tenant
 from tests.test_idempotency import _learners, keyed
+from workflows.block import LicenceBlockWorkflow
+from workflows.learner_import import LearnerImportWorkflow
 from workflows.order import LicenceOrderWorkflow
+from workflows.order_patches import NOTICES_WITH_DECISIONS
 
 
 async def test_a_keyed_upload_sent_again_is_the_same_request_whatever_its_multipart_boundary(
@@ -330,3 +335,48 @@ class TestKeyedDecisions:
                 .where(AuditEvent.subject_id == uuid.UUID(order_id), AuditEvent.action == f"licence_order.{status}")
             )
         assert decided == 1
+
+
+@workflow.defn(name="LicenceOrderWorkflow", sandboxed=False)
+class OrderBeforeLocalSteps(LicenceOrderWorkflow):
+    """An order whose workflow began before `order-steps-local` (still waiting for a decision today): its
+    transactions run as ordinary activities."""
+
+    @workflow.run
+    async def run(self, order: LicenceOrderInput) -> OrderOutcome | None:
+        self._together = workflow.patched(NOTICES_WITH_DECISIONS)
+        self._begun = True
+        return await self._carry_out(order)
+
+
+async def test_a_keyed_decision_on_an_order_begun_before_local_steps_is_answered_after_its_503(
+    api_alone: httpx.AsyncClient,
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def old_worker() -> Worker:
+        workflows = [OrderBeforeLocalSteps, LicenceBlockWorkflow, LearnerImportWorkflow]
+        return Worker(
+            dev_server.client,
+            task_queue=settings.task_queue,
+            workflows=workflows,
+            activities=activities(settings, sessions, dev_server.client),
+        )
+
+    manager = KeyedRequests(api_alone, dev_server, settings, sessions, tenant, monkeypatch)
+    async with old_worker():
+        requested = await manager.request("order-before-local-steps")
+        assert requested.status_code == 201, requested.text
+    order_id = requested.json()["id"]
+    headers = keyed(tenant.partner_manager.headers, "assign-before-local-steps")
+    with monkeypatch.context() as patched:
+        patched.setattr(order_workflows, "ANSWER_WITHIN_SECONDS", 1.0)
+        first = await api_alone.post(f"/licence-orders/{order_id}/assign", headers=headers)
+        assert first.status_code == 503, first.text
+    async with old_worker():
+        await manager.workflow(order_id).result()
+        again = await api_alone.post(f"/licence-orders/{order_id}/assign", headers=headers)
+    assert (again.status_code, again.json().get("status")) == (200, "assigned"), again.text

@@ -265,10 +265,12 @@ class LicenceOrderWorkflow:
                 raise decisions.never_an_order(self._refusal)
             data = data_at(workflow.now())
             update = workflow.current_update_info()
-            if self._local and update is not None:
+            if update is not None:
                 # A local activity is recorded only when its workflow task completes: if that task is lost with
                 # its worker, the update runs again in the next one, at a later time; its id says it is the same
-                # decision.
+                # decision. The order keeps it however the transaction runs (an order begun before LOCAL_ORDER_STEPS
+                # too): a keyed retry of the API's call finds its decision by it. An activity's input is not
+                # compared on replay.
                 data = data.model_copy(update={"decision_key": decisions.key(update.id)})
             try:
                 outcome = await self._transaction(
