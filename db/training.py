@@ -1,14 +1,19 @@
 """A learner's training records: a completed course added (and audited), and the report that exports them all."""
 
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import audit
 from db.models import Learner, TrainingRecord
 from payloads.common import Actor
+
+# A report row: the learner (email, name, licence status, licence end) and one record (course, completed, score).
+ReportRow = Row[str | None, str, str, datetime | None, str | None, datetime | None, int | None]
 
 
 async def add_training_record(
@@ -45,16 +50,31 @@ async def add_training_record(
     return record
 
 
+REPORT_BATCH = 1000  # rows read from the database, and written as CSV, at a time
+
+
 async def training_report(
     session: AsyncSession, customer_id: uuid.UUID, learner_id: uuid.UUID | None = None
-) -> list[tuple[Learner, TrainingRecord | None]]:
-    """Every learner (or one) with each of its records; a learner without records appears once, with None."""
+) -> AsyncIterator[Sequence[ReportRow]]:
+    """Every learner (or one) with each of its records, a batch of rows at a time as the database sends them (a
+    customer's whole history is never held at once); a learner without records appears once, with no course."""
     query = (
-        select(Learner, TrainingRecord)
+        select(
+            Learner.email,
+            Learner.name,
+            Learner.licence_status,
+            Learner.licence_expires_at,
+            TrainingRecord.course,
+            TrainingRecord.completed_at,
+            TrainingRecord.score,
+        )
         .outerjoin(TrainingRecord, TrainingRecord.learner_id == Learner.id)
         .where(Learner.customer_id == customer_id)
         .order_by(Learner.email, TrainingRecord.completed_at)
+        .execution_options(yield_per=REPORT_BATCH)
     )
     if learner_id is not None:
         query = query.where(Learner.id == learner_id)
-    return [(learner, record) for learner, record in (await session.execute(query)).all()]
+    result = await session.stream(query)
+    async for rows in result.partitions():
+        yield cast(Sequence[ReportRow], rows)  # the outer join's record columns are None for a learner without any
