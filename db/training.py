@@ -12,8 +12,9 @@ from db import audit
 from db.models import Learner, TrainingRecord
 from payloads.common import Actor
 
-# A report row: the learner (email, name, licence status, licence end) and one record (course, completed, score).
-ReportRow = Row[str | None, str, str, datetime | None, str | None, datetime | None, int | None]
+# A report row: the learner (email, name, licence status, licence end), one record (course, completed, score), and
+# who the learner is when it has no email (a directory user without a mailbox): its userName and its id.
+ReportRow = Row[str | None, str, str, datetime | None, str | None, datetime | None, int | None, str | None, uuid.UUID]
 
 
 async def add_training_record(
@@ -67,10 +68,19 @@ async def training_report(
             TrainingRecord.course,
             TrainingRecord.completed_at,
             TrainingRecord.score,
+            Learner.user_name,
+            Learner.id,
         )
         .outerjoin(TrainingRecord, TrainingRecord.learner_id == Learner.id)
         .where(Learner.customer_id == customer_id)
-        .order_by(Learner.email, TrainingRecord.completed_at)
+        # By email, learners without one last on every database, each learner's records together and in order.
+        .order_by(
+            Learner.email.asc().nulls_last(),
+            Learner.user_name,
+            Learner.id,
+            TrainingRecord.completed_at,
+            TrainingRecord.id,
+        )
         .execution_options(yield_per=REPORT_BATCH)
     )
     if learner_id is not None:

@@ -3,12 +3,15 @@ holds a whole customer's history (rows, objects and the CSV text) in memory at o
 cannot exhaust the API's memory."""
 
 import asyncio
+import csv
+import io
 import tracemalloc
 import uuid
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -109,3 +112,44 @@ async def test_a_large_customers_training_report_is_sent_without_holding_it_whol
     assert size > 1_500_000  # 18,000 rows of about a hundred bytes
     # Held whole (each row an object, then the CSV text), the report took some thirty times its size.
     assert peak < 4 * size, f"the API took {peak:,} bytes to send a report of {size:,}"
+
+
+async def test_learners_without_an_email_are_told_apart_and_their_records_kept_together(
+    api: httpx.AsyncClient, scim: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Directory users without a mailbox have no email: the report names them by userName and id, lists them after
+    the learners with one (on SQLite as on PostgreSQL), and keeps each one's records together, in order."""
+    ids = {}
+    for user_name in ("zed.nomail", "amy.nomail"):
+        created = await scim.post(
+            "/Users",
+            json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name, "active": True},
+        )
+        assert created.status_code == 201, created.text
+        ids[user_name] = created.json()["id"]
+    mailed = await api.post(
+        f"/customers/{tenant.customer_id}/learners",
+        json={"email": "zoe@example.com", "name": "Zoe"},
+        headers=tenant.customer_manager.headers,
+    )
+    ids["zoe@example.com"] = mailed.json()["id"]
+    for user_name, month in (("zed.nomail", 1), ("amy.nomail", 2), ("zed.nomail", 3), ("zoe@example.com", 4)):
+        recorded = await api.post(
+            f"/customers/{tenant.customer_id}/learners/{ids[user_name]}/training-records",
+            json={"course": f"Course {month}", "completed_at": f"2026-0{month}-01T10:00:00Z", "score": 80},
+            headers=tenant.customer_manager.headers,
+        )
+        assert recorded.status_code == 201, recorded.text
+    report = await api.get(
+        f"/customers/{tenant.customer_id}/reports/training.csv", headers=tenant.customer_manager.headers
+    )
+    rows = list(csv.DictReader(io.StringIO(report.text)))
+    assert [(r["learner_email"], r["learner_user_name"], r["course"]) for r in rows] == [
+        ("zoe@example.com", "", "Course 4"),
+        ("", "amy.nomail", "Course 2"),
+        ("", "zed.nomail", "Course 1"),
+        ("", "zed.nomail", "Course 3"),
+    ]
+    assert [r["learner_id"] for r in rows] == [
+        ids[n] for n in ("zoe@example.com", "amy.nomail", "zed.nomail", "zed.nomail")
+    ]

@@ -14,15 +14,26 @@ from db.training import ReportRow
 
 router = APIRouter(tags=["reports"])
 
-HEADER = ("learner_email", "learner_name", "licence_status", "licence_expires_at", "course", "completed_at", "score")
+HEADER = (
+    "learner_email",
+    "learner_name",
+    "licence_status",
+    "licence_expires_at",
+    "course",
+    "completed_at",
+    "score",
+    "learner_user_name",  # a directory user's userName when it is not its email (one without a mailbox has no email)
+    "learner_id",
+)
 
 
 def _row(row: ReportRow) -> tuple[object, ...]:
-    email, name, licence_status, expires_at, course, completed_at, score = row
+    email, name, licence_status, expires_at, course, completed_at, score, user_name, learner_id = row
     expires = expires_at.isoformat() if expires_at else ""
+    who = (user_name or "", str(learner_id))
     if completed_at is None:  # a learner without records
-        return (email, name, licence_status, expires, "", "", "")
-    return (email, name, licence_status, expires, course, completed_at.isoformat(), score)
+        return (email, name, licence_status, expires, "", "", "", *who)
+    return (email, name, licence_status, expires, course, completed_at.isoformat(), score, *who)
 
 
 async def _rows(batches: AsyncIterator[Sequence[ReportRow]]) -> AsyncIterator[list[tuple[object, ...]]]:
