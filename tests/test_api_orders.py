@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.paging import MAX_LIMIT, page_request
@@ -315,4 +316,5 @@ async def test_a_page_larger_than_the_cap_is_capped_and_an_empty_one_refused(
     capped = await api.get(f"{url}?limit=100000", headers=tenant.partner_manager.headers)
     empty = await api.get(f"{url}?limit=0", headers=tenant.partner_manager.headers)
     assert (capped.status_code, empty.status_code) == (200, 422)
-    assert page_request(limit=100000, cursor=None).limit == MAX_LIMIT
+    asked = Request({"type": "http", "path": url, "query_string": b"limit=100000", "headers": []})
+    assert page_request(asked, limit=100000, cursor=None).limit == MAX_LIMIT

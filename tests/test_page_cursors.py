@@ -30,3 +30,43 @@ async def test_a_cursor_of_another_shape_is_400_on_the_stock_statement_and_the_p
         response = await api.get(path, params={"cursor": _cursor(raw)}, headers=operator.headers)
         assert response.status_code == 400, (path, response.text)
         assert "start again" in response.json()["detail"]
+
+
+async def test_a_cursor_is_good_for_its_own_list_and_filters_only(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    """A cursor sent with another list, or with other filters, would silently give a later part of that list: it
+    is a 400 naming why; with its own list and filters (whatever the limit) it gives the next page."""
+    headers = tenant.customer_manager.headers
+    learners = f"/customers/{tenant.customer_id}/learners"
+    for n in range(3):
+        added = await api.post(
+            learners, json={"email": f"paged-{n}@example.com", "name": f"Paged {n}"}, headers=headers
+        )
+        assert added.status_code == 201, added.text
+    # The tenant has no licences: its learners are unlicensed.
+    first = await api.get(learners, params={"limit": 1, "licence_status": "unlicensed"}, headers=headers)
+    cursor = first.json()["next_cursor"]
+    assert cursor is not None, first.text
+    following = await api.get(
+        learners, params={"limit": 2, "licence_status": "unlicensed", "cursor": cursor}, headers=headers
+    )
+    assert following.status_code == 200, following.text
+    assert len(following.json()["items"]) == 2
+    for path, params in (
+        (learners, {"licence_status": "active"}),  # another filter
+        (learners, {}),  # the filter left out
+        ("/audit-events", {"customer_id": str(tenant.customer_id)}),  # another list
+    ):
+        refused = await api.get(path, params={**params, "cursor": cursor}, headers=headers)
+        assert refused.status_code == 400, (path, params, refused.text)
+        assert "another list or other filters" in refused.json()["detail"]
+
+
+async def test_a_cursor_given_out_before_cursors_were_bound_still_pages(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    headers = tenant.customer_manager.headers
+    learners = f"/customers/{tenant.customer_id}/learners"
+    for n in range(2):
+        await api.post(learners, json={"email": f"older-{n}@example.com", "name": f"Older {n}"}, headers=headers)
+    first = (await api.get(learners, params={"limit": 1}, headers=headers)).json()
+    at, ident, _ = json.loads(base64.urlsafe_b64decode(first["next_cursor"]))
+    older = await api.get(learners, params={"limit": 1, "cursor": _cursor([at, ident])}, headers=headers)
+    assert (older.status_code, [i["email"] for i in older.json()["items"]]) == (200, ["older-0@example.com"])
