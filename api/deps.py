@@ -29,7 +29,7 @@ _READING = frozenset({"GET", "HEAD"})
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     """A GET reads beside the writers (on SQLite it takes no write lock, and may not write); others may write."""
-    sessions = request.app.state.read_sessions if request.method in _READING else _sessions(request)
+    sessions = _read_sessions(request) if request.method in _READING else _sessions(request)
     async with sessions() as session:
         yield session
 

@@ -22,7 +22,7 @@ from payloads.orders import (
     OrderRegistered,
     RejectRequest,
 )
-from rules.orders import OrderStatus
+from rules.orders import OrderDecision, OrderStatus
 from rules.wording import counted
 from workflows import search
 from workflows.order import LicenceOrderWorkflow
@@ -116,45 +116,25 @@ def decision_id(
     return str(uuid.uuid5(_KEYED_DECISIONS, "\n".join((decision, str(decider), str(order_id), idempotency_key))))
 
 
-async def _decision(
+DecisionRequest = AssignRequest | RejectRequest | CancelRequest
+
+
+async def decide(
     client: Client,
     order_id: uuid.UUID,
-    update: str,
-    request: AssignRequest | RejectRequest | CancelRequest,
-    resumed: Resumed | None,
-    update_id: str | None,
-) -> OrderOutcome:
-    """The decision sent to the order's workflow; with `resumed`, to a run started for it (the previous one had
-    ended without deciding the order), the decision first."""
-    if resumed is None:
-        handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, order_workflow_id(order_id))
-        call = handle.execute_update(update, request, id=update_id, result_type=OrderOutcome)
-    else:
-        call = client.execute_update_with_start_workflow(
-            update, request, start_workflow_operation=resumed, id=update_id, result_type=OrderOutcome
-        )
-    return await _answer(call, _STILL_DECIDING.format(order_id))
-
-
-async def assign(
-    client: Client, order_id: uuid.UUID, actor: Actor, resumed: Resumed | None = None, update_id: str | None = None
-) -> OrderOutcome:
-    return await _decision(client, order_id, "assign", AssignRequest(actor=actor), resumed, update_id)
-
-
-async def reject(
-    client: Client,
-    order_id: uuid.UUID,
-    actor: Actor,
-    reason: str,
+    decision: OrderDecision,
+    request: DecisionRequest,
     resumed: Resumed | None = None,
     update_id: str | None = None,
 ) -> OrderOutcome:
-    request = RejectRequest(actor=actor, reason=reason)
-    return await _decision(client, order_id, "reject", request, resumed, update_id)
-
-
-async def cancel(
-    client: Client, order_id: uuid.UUID, actor: Actor, resumed: Resumed | None = None, update_id: str | None = None
-) -> OrderOutcome:
-    return await _decision(client, order_id, "cancel", CancelRequest(actor=actor), resumed, update_id)
+    """The decision sent to the order's workflow as its update of the same name (`update_id`: see
+    `decision_id`); with `resumed`, to a run started for it (the previous one had ended without deciding the
+    order), the decision first."""
+    if resumed is None:
+        handle = client.get_workflow_handle_for(LicenceOrderWorkflow.run, order_workflow_id(order_id))
+        call = handle.execute_update(decision.value, request, id=update_id, result_type=OrderOutcome)
+    else:
+        call = client.execute_update_with_start_workflow(
+            decision.value, request, start_workflow_operation=resumed, id=update_id, result_type=OrderOutcome
+        )
+    return await _answer(call, _STILL_DECIDING.format(order_id))

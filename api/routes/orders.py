@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth, clock, idempotency, order_workflows, paging
@@ -19,7 +20,7 @@ from db.orders import waiting_requests
 from licensing.config import Settings
 from licensing.orders import resuming
 from payloads.common import Actor
-from payloads.orders import OrderOutcome
+from payloads.orders import AssignRequest, CancelRequest, OrderOutcome, RejectRequest
 from rules.errors import Conflict, InvalidInput, NotFound
 from rules.orders import OrderDecision, OrderStatus, check_waiting, decide
 from workflows import decisions
@@ -183,8 +184,8 @@ async def get_order(order_id: uuid.UUID, session: SessionDep, caller: CurrentUse
 
 
 Authorize = Callable[[LicenceOrder], Awaitable[Actor]]
-# The order, who decides, a run to start for the decision (the last one ended without one), the update's id.
-Send = Callable[[LicenceOrder, Actor, order_workflows.Resumed | None, str | None], Awaitable[OrderOutcome]]
+# The decision's request to the order's workflow, made for whoever decides.
+Asked = Callable[[Actor], order_workflows.DecisionRequest]
 
 
 def _decided(
@@ -206,11 +207,12 @@ def _decided(
 async def _decide(
     request: Request,
     reader: AsyncSession,
+    temporal: Client,
     settings: Settings,
     order_id: uuid.UUID,
     decision: OrderDecision,
     authorize: Authorize,
-    send: Send,
+    asked: Asked,
     reason: str | None = None,
 ) -> OrderOut:
     """Check the caller and what the database says, send the decision to the order's workflow, and answer
@@ -226,7 +228,7 @@ async def _decide(
     decide(OrderStatus(order.status), decision)  # 409 naming the order's status and what was asked
     await reader.close()  # no transaction stays open while the workflow works
     try:
-        outcome = await send(order, actor, None, update_id)
+        outcome = await order_workflows.decide(temporal, order.id, decision, asked(actor), None, update_id)
     except RPCError as error:
         if error.status is not RPCStatusCode.NOT_FOUND:
             raise
@@ -237,7 +239,8 @@ async def _decide(
             return (await _out(reader, [order]))[0]
         decide(OrderStatus(order.status), decision)
         await reader.close()
-        outcome = await send(order, actor, resuming(settings, order, clock.now()), update_id)
+        resumed = resuming(settings, order, clock.now())
+        outcome = await order_workflows.decide(temporal, order.id, decision, asked(actor), resumed, update_id)
     if outcome.decided_at is not None:
         return _decided(order, customer_name, actor, outcome, reason)
     # An answer from a worker older than this API, without the decision's time: read the order back.
@@ -268,12 +271,16 @@ async def assign_order(
 ) -> OrderOut:
     """Assign the licences from the partner's stock. 409 naming the shortfall when the stock is short."""
 
-    async def send(
-        order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None, update_id: str | None
-    ) -> OrderOutcome:
-        return await order_workflows.assign(temporal, order.id, actor, resumed, update_id)
-
-    return await _decide(request, reader, settings, order_id, OrderDecision.ASSIGN, _partner_decides(caller), send)
+    return await _decide(
+        request,
+        reader,
+        temporal,
+        settings,
+        order_id,
+        OrderDecision.ASSIGN,
+        _partner_decides(caller),
+        lambda actor: AssignRequest(actor=actor),
+    )
 
 
 @router.post("/licence-orders/{order_id}/reject", response_model=OrderOut)
@@ -288,13 +295,16 @@ async def reject_order(
 ) -> OrderOut:
     """Reject a requested order; the reason is emailed to the customer's managers."""
 
-    async def send(
-        order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None, update_id: str | None
-    ) -> OrderOutcome:
-        return await order_workflows.reject(temporal, order.id, actor, body.reason, resumed, update_id)
-
     return await _decide(
-        request, reader, settings, order_id, OrderDecision.REJECT, _partner_decides(caller), send, reason=body.reason
+        request,
+        reader,
+        temporal,
+        settings,
+        order_id,
+        OrderDecision.REJECT,
+        _partner_decides(caller),
+        lambda actor: RejectRequest(actor=actor, reason=body.reason),
+        reason=body.reason,
     )
 
 
@@ -313,9 +323,13 @@ async def cancel_order(
         auth.see_order(caller, order)
         return auth.act_for_customer(caller, await directory.get_customer(reader, order.customer_id))
 
-    async def send(
-        order: LicenceOrder, actor: Actor, resumed: order_workflows.Resumed | None, update_id: str | None
-    ) -> OrderOutcome:
-        return await order_workflows.cancel(temporal, order.id, actor, resumed, update_id)
-
-    return await _decide(request, reader, settings, order_id, OrderDecision.CANCEL, authorize, send)
+    return await _decide(
+        request,
+        reader,
+        temporal,
+        settings,
+        order_id,
+        OrderDecision.CANCEL,
+        authorize,
+        lambda actor: CancelRequest(actor=actor),
+    )
