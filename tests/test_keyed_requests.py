@@ -133,6 +133,19 @@ class KeyedRequests:
             return [(str(order_id), status) for order_id, status in rows]
 
 
+@pytest.fixture
+def manager(
+    api_alone: httpx.AsyncClient,
+    dev_server: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> KeyedRequests:
+    """The requests of the tenant's managers (with the settings of the class that asks, where it has its own)."""
+    return KeyedRequests(api_alone, dev_server, settings, sessions, tenant, monkeypatch)
+
+
 class TestKeyedOrderRequests:
     """An order request that got a 503 (no worker answered in time) may still be saved later: its keyed retry
     must reach the same order, not make a second one."""
@@ -140,18 +153,6 @@ class TestKeyedOrderRequests:
     @pytest.fixture
     def settings(self, settings: Settings) -> Settings:
         return settings.model_copy(update={"max_open_orders_per_customer": 1})
-
-    @pytest.fixture
-    def manager(
-        self,
-        api_alone: httpx.AsyncClient,
-        dev_server: WorkflowEnvironment,
-        settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
-        tenant: Tenant,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> KeyedRequests:
-        return KeyedRequests(api_alone, dev_server, settings, sessions, tenant, monkeypatch)
 
     async def test_a_retry_before_the_order_is_saved_joins_the_first_attempts_workflow(
         self, manager: KeyedRequests
@@ -273,18 +274,6 @@ async def test_a_keyed_import_retried_after_a_503_imports_the_file_once(
 class TestKeyedDecisions:
     """A partner manager's assign (or a reject, a cancel) answered 503 because no worker answered in time may
     still be made: its keyed retry gets the decision it made, not a 409 "already assigned", and nothing twice."""
-
-    @pytest.fixture
-    def manager(
-        self,
-        api_alone: httpx.AsyncClient,
-        dev_server: WorkflowEnvironment,
-        settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
-        tenant: Tenant,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> KeyedRequests:
-        return KeyedRequests(api_alone, dev_server, settings, sessions, tenant, monkeypatch)
 
     async def _decide(self, manager: KeyedRequests, order_id: str, decision: str, key: str) -> httpx.Response:
         who = manager.tenant.customer_manager if decision == "cancel" else manager.tenant.partner_manager
