@@ -176,8 +176,11 @@ async def change(
 async def _deactivate(session: AsyncSession, learner: Learner, actor: Actor, now: datetime) -> None:
     licence_id = await release_licence(session, learner)
     learner.active = False
-    learner.licence_status = LearnerStatus.UNLICENSED.value
-    learner.licence_expires_at = None
+    if learner.licence_status != LearnerStatus.EXPIRED.value:
+        # A learner whose licence ran out held nothing to free and stays `expired` (with the day it ended): switched
+        # back on, it is on the Expired Licences tab again, for a manager to renew.
+        learner.licence_status = LearnerStatus.UNLICENSED.value
+        learner.licence_expires_at = None
     await _audit(
         session,
         learner,

@@ -163,6 +163,30 @@ async def test_reactivating_brings_the_learner_back_unlicensed(
     )
 
 
+async def test_an_expired_learner_switched_off_and_on_in_the_directory_is_still_expired(
+    scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await licences_for(api, tenant, 1)
+    created = (await scim.post("/Users", json=entra_user())).json()
+    await factories.expire_customer_blocks(sessions, tenant)
+    path = f"/customers/{tenant.customer_id}/learners/{created['id']}"
+    ended = (await api.get(path, headers=tenant.customer_manager.headers)).json()["licence_expires_at"]
+    for active in ("False", "True"):
+        await scim.patch(
+            f"/Users/{created['id']}",
+            json={"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": active}]},
+        )
+    learner = (await api.get(path, headers=tenant.customer_manager.headers)).json()
+    tab = await api.get(
+        f"/customers/{tenant.customer_id}/learners",
+        params={"licence_status": "expired"},
+        headers=tenant.customer_manager.headers,
+    )
+    assert (learner["active"], learner["licence_status"], learner["licence_expires_at"]) == (True, "expired", ended)
+    assert ended is not None
+    assert [item["id"] for item in tab.json()["items"]] == [created["id"]]
+
+
 async def test_a_deactivated_learner_keeps_its_training_history(
     scim: httpx.AsyncClient, api: httpx.AsyncClient, tenant: Tenant
 ) -> None:
