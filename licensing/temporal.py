@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from activities.blocks import BlockActivities
 from activities.email import EmailActivities
+from activities.faults import DatabaseErrorsWithoutData
 from activities.imports import ImportActivities
 from activities.orders import OrderActivities
 from licensing.config import Settings
@@ -121,6 +122,7 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         activities=activities(settings, sessions, client),
+        interceptors=[DatabaseErrorsWithoutData()],  # no learner's data in a failure the Web UI shows
         # Let a stopping worker finish the transactions and sends in flight instead of cutting them off.
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
