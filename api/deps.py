@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -46,21 +47,35 @@ def _temporal(request: Request) -> Client:
     return client
 
 
+# The 401s of a caller the API does not know, for the routes and for a keyed request's replay (api/idempotency.py).
+NO_BEARER_TOKEN = "send 'Authorization: Bearer TOKEN' with the token you were given"
+INVALID_TOKEN = "this token is not valid; ask your operator or partner for a new one"
+
 _bearer = HTTPBearer(auto_error=False, description="The token printed when the user was created.")
 
 
 async def _caller(session: AsyncSession, token: str) -> Principal:
     found = await caller_by_token(session, token)
     if found is None:
-        raise Unauthorized("this token is not valid; ask your operator or partner for a new one")
+        raise Unauthorized(INVALID_TOKEN)
     user, partner_id = found
     return Principal.of(user, partner_id)
 
 
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("send 'Authorization: Bearer TOKEN' with the token you were given")
+        raise Unauthorized(NO_BEARER_TOKEN)
     return credentials.credentials
+
+
+async def check_still_opens(sessions: async_sessionmaker[AsyncSession], authorization: str) -> None:
+    """Raise the routes' Unauthorized unless `authorization` (the header) carries a token that opens the API now:
+    for a kept answer, which must not outlive its caller's access (removed, or its token replaced)."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized(NO_BEARER_TOKEN)
+    async with sessions() as session:
+        await _caller(session, token)
 
 
 async def _principal(

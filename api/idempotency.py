@@ -1,8 +1,8 @@
 """Idempotency-Key on every POST of /api/v1 (the IETF httpapi draft): the first answer is kept for 24 hours per
-caller; a repeat gets that answer again and changes nothing; the same key with another body is 422; a repeat
-while the first is still running is 409. An answer of 500 or above is not kept: a repeat of the same request runs
-again (db/idempotency.py). Kept answers are sealed with the caller's credential (api/sealed.py), and forgotten
-once their day is over."""
+caller; a repeat gets that answer again and changes nothing, while the caller's token still opens the API (else
+401); the same key with another body is 422; a repeat while the first is still running is 409. An answer of 500 or
+above is not kept: a repeat of the same request runs again (db/idempotency.py). Kept answers are sealed with the
+caller's credential (api/sealed.py), and forgotten once their day is over."""
 
 import hashlib
 import json
@@ -17,7 +17,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import sealed
-from api.errors import DATABASE_UNAVAILABLE
+from api.deps import check_still_opens
+from api.errors import DATABASE_UNAVAILABLE, Unauthorized
 from api.limits import Message, Receive, Scope, Send
 from db import idempotency
 from db.idempotency import ABANDONED_AFTER
@@ -26,28 +27,48 @@ HEADER = "idempotency-key"
 PREFIX = "/api/v1/"
 log = logging.getLogger(__name__)
 DESCRIPTION = (
-    "Optional. A unique string (at most 200 characters) per operation: a repeat with the same key, by the same "
-    "caller, within 24 hours of its first use returns the first answer and changes nothing (Idempotent-Replayed: "
-    "true). The same key with a different body is 422; a repeat while the first is still running is 409 (a request "
-    "whose answer never came, its server having stopped, counts as running for ten minutes). An answer of 500 or "
-    "above is not kept, so a repeat of the same request runs again (another request with that key is still 422); the "
-    "key of a licence request or a CSV import also names the order or import it makes while it is kept, so a repeat "
-    "after a 503 (the order may still be saved, the upload is saved) answers that same one instead of making another; "
-    "the key of an assign, reject or cancel names that decision, so a repeat after a 503 (the decision may still be "
-    "made) answers the order as the decision left it instead of a 409."
+    "Optional. A unique string (at most 200 characters) per operation: a repeat with the same key, by the same caller,"
+    " within 24 hours of its first use returns the first answer and changes nothing (Idempotent-Replayed: true), while"
+    " the caller's token still opens the API (else 401). The same key with a different body is 422; a repeat while the"
+    " first is still running is 409 (a request whose answer never came, its server having stopped, counts as running "
+    "for ten minutes). An answer of 500 or above is not kept, so a repeat of the same request runs again (another "
+    "request with that key is still 422); the key of a licence request or a CSV import also names the order or import "
+    "it makes while it is kept, so a repeat after a 503 (the order may still be saved, the upload is saved) answers "
+    "that same one instead of making another; the key of an assign, reject or cancel names that decision, so a repeat "
+    "after a 503 (the decision may still be made) answers the order as the decision left it instead of a 409."
 )
 
 
-async def _answer(send: Send, status: int, body: bytes, content_type: str, replayed: bool = False) -> None:
+async def _answer(
+    send: Send, status: int, body: bytes, content_type: str, replayed: bool = False, unknown: bool = False
+) -> None:
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     if replayed:
         headers.append((b"idempotent-replayed", b"true"))
+    if unknown:  # as the routes' 401s (api/errors.py)
+        headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
-    await _answer(send, status, json.dumps({"detail": detail}).encode(), "application/json")
+    await _answer(send, status, json.dumps({"detail": detail}).encode(), "application/json", unknown=status == 401)
+
+
+async def _still_opens(scope: Scope, send: Send, authorization: str) -> bool:
+    """Whether the caller's token opens the API now, as the routes would check it; if not, it is refused as they
+    refuse it. A kept answer outlives no access: a removed user, or a token since replaced (its kept answer may be
+    the new token), gets no answer kept for it."""
+    try:
+        await check_still_opens(scope["app"].state.read_sessions, authorization)
+    except Unauthorized as refused:
+        await _refuse(send, 401, refused.message)
+        return False
+    except OperationalError:
+        log.error("database unavailable", exc_info=True)
+        await _refuse(send, 503, DATABASE_UNAVAILABLE)
+        return False
+    return True
 
 
 # Keys whose day is over are deleted at most this often by each API process, after an answer is kept.
@@ -98,7 +119,7 @@ class Idempotency:
                 await _refuse(send, 422, "this Idempotency-Key was used for a different request; use a new key")
             elif earlier.status == "running":
                 await _refuse(send, 409, "a request with this Idempotency-Key is still running; retry in a moment")
-            else:
+            elif await _still_opens(scope, send, headers.get("authorization", "")):
                 assert earlier.response_status is not None
                 try:
                     answer = sealed.unseal(credential, bound_to, earlier.response_body or b"")

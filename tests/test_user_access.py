@@ -7,11 +7,13 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.deps import INVALID_TOKEN
 from payloads.common import Role
 from tests import factories
 from tests.factories import Person, Tenant
 from tests.smtp_server import SmtpServer
 from tests.test_api_orders import assign, eventually, request_licences
+from tests.test_idempotency import keyed
 
 
 async def _colleague(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> Person:
@@ -165,4 +167,26 @@ async def test_a_customer_manager_is_told_they_create_no_users_whatever_the_role
     assert (answer.status_code, answer.json()["detail"]) == (
         403,
         "customer managers cannot create users; ask your partner",
+    )
+
+
+@pytest.mark.parametrize("how", ["access removed", "token replaced"])
+async def test_a_dead_token_gets_no_kept_answer_of_a_keyed_request(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], tenant: Tenant, how: str
+) -> None:
+    """A kept answer may hold a secret (a new user's token): it outlives no access to the API."""
+    leaver = await _colleague(sessions, tenant)
+    url, body = f"/customers/{tenant.customer_id}/learners", {"email": "kept@example.com", "name": "Kept"}
+    headers = keyed(leaver.headers, "add-kept")
+    first = await api.post(url, json=body, headers=headers)
+    if how == "access removed":
+        await api.delete(f"/users/{leaver.id}", headers=tenant.partner_manager.headers)
+    else:
+        await api.post(f"/users/{leaver.id}/token", headers=leaver.headers)
+    again = await api.post(url, json=body, headers=headers)
+    assert (first.status_code, again.status_code, again.json(), again.headers.get("idempotent-replayed")) == (
+        201,
+        401,
+        {"detail": INVALID_TOKEN},
+        None,
     )
